@@ -1,0 +1,545 @@
+"""The application: settings, the task registry, and sending tasks.
+
+The broker and the result backend are created on first use, from the settings as they are
+then, so ``app.conf.update(...)`` after ``Celery(...)`` takes effect (as in Celery).
+With no broker URL the app uses the embedded SQLite file for both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from celeriac import _context, protocol
+from celeriac.brokers import broker_for_url
+from celeriac.config import Settings, load_object_settings, resolve_config_source
+from celeriac.exceptions import ImproperlyConfigured, NotRegistered
+from celeriac.routing import Router
+from celeriac.task import Task
+
+if TYPE_CHECKING:
+    from celeriac.backends.base import ResultBackend
+    from celeriac.brokers.base import Broker
+    from celeriac.result import AsyncResult
+
+__all__ = ["Celery", "shared_task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Decorator options that set task attributes (anything else given to ``@app.task`` is refused).
+_TASK_ATTRIBUTES = frozenset(
+    name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
+) | {"name", "typing", "queue"}
+
+#: Constructors of ``@shared_task`` tasks, applied to every app (existing and future).
+_shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
+_all_apps: list[Celery] = []
+_shared_lock = threading.Lock()
+
+
+class TaskRegistry(dict[str, Task[Any, Any]]):
+    """Registered tasks by name; a missing name raises ``NotRegistered``."""
+
+    def __missing__(self, name: str) -> Task[Any, Any]:
+        raise NotRegistered(name)
+
+    def regular(self) -> dict[str, Task[Any, Any]]:
+        """The user's tasks (without celeriac's built-ins)."""
+        return {name: task for name, task in self.items() if not name.startswith("celery.")}
+
+
+class Celery:
+    """A celeriac application (Celery's API: ``Celery('proj', broker=..., backend=...)``).
+
+    Args:
+        main: the name of the main module (used to name tasks defined in ``__main__``).
+        broker: broker URL; none means the embedded SQLite file (``sqlite_path``).
+        backend: result backend URL; none means the embedded SQLite file when no broker
+            URL is set either, otherwise no result backend (as in Celery).
+        include: modules the worker imports at start to register their tasks.
+        config_source: an object or module path to load settings from.
+        **settings: any setting, by its lowercase name.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        loader: Any = None,
+        backend: str | None = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        set_as_current: bool = True,
+        tasks: Any = None,
+        broker: str | None = None,
+        include: Iterable[str] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        config_source: Any = None,
+        fixups: Any = None,
+        task_cls: type[Task[Any, Any]] | str | None = None,
+        autofinalize: bool = True,
+        namespace: str | None = None,
+        strict_typing: bool = True,
+        **settings: Any,
+    ) -> None:
+        self.main = main
+        self.namespace = namespace
+        self.strict_typing = strict_typing
+        self.task_cls: type[Task[Any, Any]] = _resolve_task_cls(task_cls)
+        self.conf = Settings()
+        self.conf.update(changes or {}, **settings)
+        if broker:
+            self.conf.broker_url = broker
+        if backend:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = tuple(self.conf.include) + tuple(include)
+        if config_source is not None:
+            self.config_from_object(config_source)
+        self.tasks = TaskRegistry()
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._lock = threading.RLock()
+        self._router: Router | None = None
+        self.thread_oid = protocol.thread_oid()
+        from celeriac.worker.builtins import register_builtins
+
+        register_builtins(self)
+        with _shared_lock:
+            _all_apps.append(self)
+            for make in _shared_tasks:
+                make(self)
+        if set_as_current:
+            self.set_current()
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from an object, a module, or a ``'module'``/``'module:attr'`` path."""
+        try:
+            source = resolve_config_source(obj)
+        except ImportError:
+            if silent:
+                return
+            raise
+        self.conf.update(load_object_settings(source, namespace=namespace or self.namespace))
+        self._reset_connections()
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> None:
+        """Load settings from the module named by an environment variable."""
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return
+            raise ImproperlyConfigured(
+                f"The environment variable {variable_name!r} is not set, and as such the "
+                "configuration could not be loaded. Set it to a module path."
+            )
+        self.config_from_object(module_name, silent=silent, force=force)
+
+    def _reset_connections(self) -> None:
+        # Settings changed before first use take effect; after first use, on next creation.
+        self._router = None
+
+    def set_current(self) -> None:
+        _context.set_current_app(self)
+
+    def set_default(self) -> None:
+        _context.set_current_app(self)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    @property
+    def timezone(self) -> dt.tzinfo:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.conf.timezone or "UTC")
+
+    # --- broker and backend --------------------------------------------------------------------
+
+    @property
+    def broker_url(self) -> str:
+        """The broker URL in use (the embedded SQLite file when none is set)."""
+        url = self.conf.broker_url
+        return str(url) if url else f"sqlite:///{self.conf.sqlite_path}"
+
+    @property
+    def result_backend_url(self) -> str | None:
+        """The result backend URL in use, or None when results are disabled."""
+        url = self.conf.result_backend
+        if url:
+            return str(url)
+        if not self.conf.broker_url:
+            return f"sqlite:///{self.conf.sqlite_path}"
+        return None
+
+    @property
+    def broker(self) -> Broker:
+        """The broker, created on first use."""
+        if self._broker is None:
+            with self._lock:
+                if self._broker is None:
+                    options = dict(self.conf.broker_transport_options or {})
+                    self._broker = broker_for_url(self.broker_url, options=options)
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend:
+        """The result backend, created on first use."""
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    self._backend = self._make_backend()
+        return self._backend
+
+    def _make_backend(self) -> ResultBackend:
+        from celeriac.backends import backend_for_url
+
+        conf = self.conf
+        return backend_for_url(
+            self.result_backend_url,
+            serializer=conf.result_serializer,
+            accept=conf.result_accept_content or conf.accept_content,
+            expires=conf.seconds("result_expires"),
+            extended=bool(conf.result_extended),
+            options=dict(conf.result_backend_transport_options or {}),
+        )
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            conf = self.conf
+            self._router = Router(
+                conf.task_routes,
+                conf.task_queues,
+                conf.task_default_queue,
+                bool(conf.task_create_missing_queues),
+            )
+        return self._router
+
+    def close(self) -> None:
+        """Close the broker and backend connections of this thread."""
+        with self._lock:
+            if self._broker is not None:
+                self._broker.close()
+            if self._backend is not None:
+                self._backend.close()
+            self._broker = self._backend = None
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    @overload
+    def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        bind: bool = False,
+        base: type[Task[Any, Any]] | None = None,
+        shared: bool = True,
+        **options: Any,
+    ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+
+    def task(self, *args: Any, **options: Any) -> Any:
+        """Register a function as a task (``@app.task`` or ``@app.task(name=..., bind=True)``)."""
+        if args and callable(args[0]) and len(args) == 1 and not options:
+            return self._task_from_fun(args[0], {})
+        if args:
+            raise TypeError("@app.task takes the function alone, or only keyword options")
+
+        def decorate(fun: Callable[..., Any]) -> Task[Any, Any]:
+            return self._task_from_fun(fun, options)
+
+        return decorate
+
+    def _task_from_fun(self, fun: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        options = dict(options)
+        options.pop("shared", None)
+        bind = bool(options.pop("bind", False))
+        base = options.pop("base", None) or self.task_cls
+        name = options.pop("name", None) or self.gen_task_name(fun.__name__, fun.__module__)
+        if name in self.tasks and getattr(self.tasks[name], "__wrapped__", None) is fun:
+            return self.tasks[name]
+        unknown = set(options) - _TASK_ATTRIBUTES
+        if unknown:
+            raise TypeError(f"@app.task got unknown option(s): {', '.join(sorted(unknown))}")
+        task = _make_task(base, fun, bind, name, self, options)
+        self.register_task(task)
+        return task
+
+    def register_task(self, task: Task[Any, Any] | type[Task[Any, Any]]) -> Task[Any, Any]:
+        """Register a task instance (or class-based task) under its name."""
+        if isinstance(task, type):
+            task = task()
+        if not task.name:
+            task.name = self.gen_task_name(type(task).__name__, type(task).__module__)
+        task.app = self
+        self.tasks[task.name] = task
+        return task
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        """``module.name``; a function in ``__main__`` takes the app's main module name."""
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}"
+
+    def loader_import_modules(self) -> list[str]:
+        """Import ``imports`` and ``include`` (what the worker does at start); returns them."""
+        names = [*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())]
+        for module_name in names:
+            importlib.import_module(module_name)
+        return names
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.<related_name>`` for each package (missing ones are skipped)."""
+        if callable(packages):
+            packages = packages()
+        for package in packages or ():
+            try:
+                importlib.import_module(f"{package}.{related_name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{related_name}":
+                    raise
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        task_id: str | None = None,
+        expires: float | dt.datetime | None = None,
+        retries: int = 0,
+        _task: Task[Any, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a task by name, without needing its code; returns its AsyncResult."""
+        from celeriac.result import AsyncResult
+        from celeriac.task import check_call_options
+
+        check_call_options(options)
+        task_id = task_id or str(uuid.uuid4())
+        call = self._call_options(name, args or (), kwargs or {}, options, _task)
+        now = self.now()
+        eta = _eta_of(now, countdown, eta)
+        expires_at = _expires_of(now, expires if expires is not None else call["expires"])
+        parent = self._parent_request()
+        message = protocol.build_task_message(
+            name=name,
+            task_id=task_id,
+            args=list(args or ()),
+            kwargs=dict(kwargs or {}),
+            serializer=call["serializer"],
+            compression=call["compression"],
+            eta=eta,
+            expires=expires_at,
+            retries=retries,
+            time_limit=call["time_limit"],
+            soft_time_limit=call["soft_time_limit"],
+            root_id=options.get("root_id") or (parent.root_id if parent else None),
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
+            group_id=options.get("group_id"),
+            group_index=options.get("group_index"),
+            origin=self._origin(),
+            reply_to=options.get("reply_to") or self.thread_oid,
+            ignore_result=call["ignore_result"],
+            priority=call["priority"],
+            shadow=options.get("shadow"),
+            callbacks=_signatures(options.get("link")),
+            errbacks=_signatures(options.get("link_error")),
+            chain=options.get("chain"),
+            chord=options.get("chord"),
+            headers=options.get("headers"),
+            delivery_mode=_delivery_mode(
+                options.get("delivery_mode", self.conf.task_default_delivery_mode)
+            ),
+            now=now,
+        )
+        self.broker.publish(call["queue"], message, eta=eta.timestamp() if eta else None)
+        return AsyncResult(task_id, app=self, task_name=name)
+
+    def _call_options(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Mapping[str, Any],
+        task: Task[Any, Any] | None,
+    ) -> dict[str, Any]:
+        """Merge call options over route over task attributes over settings."""
+        conf = self.conf
+        task = task or self.tasks.get(name)
+        route = self.router.route(name, args, kwargs, options, getattr(task, "queue", None))
+
+        def pick(option: str, attribute: str, setting: str) -> Any:
+            if options.get(option) is not None:
+                return options[option]
+            if option in route and route[option] is not None:
+                return route[option]
+            value = getattr(task, attribute, None) if task is not None else None
+            return value if value is not None else conf[setting]
+
+        ignore_result = options.get("ignore_result")
+        if ignore_result is None:
+            task_value = getattr(task, "ignore_result", None) if task is not None else None
+            ignore_result = task_value if task_value is not None else conf.task_ignore_result
+        return {
+            "queue": route["queue"],
+            "serializer": pick("serializer", "serializer", "task_serializer"),
+            "compression": pick("compression", "compression", "task_compression"),
+            "priority": pick("priority", "priority", "task_default_priority"),
+            "time_limit": pick("time_limit", "time_limit", "task_time_limit"),
+            "soft_time_limit": pick("soft_time_limit", "soft_time_limit", "task_soft_time_limit"),
+            "expires": getattr(task, "expires", None) if task is not None else None,
+            "ignore_result": bool(ignore_result),
+        }
+
+    def _parent_request(self) -> Any:
+        task = _context.get_current_task()
+        if task is None:
+            return None
+        request = task.request
+        return request if request.id and not request.called_directly else None
+
+    def _origin(self) -> str:
+        hostname = getattr(self, "_worker_hostname", None)
+        return hostname or protocol.anon_nodename()
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
+        """The result handle of ``task_id``."""
+        from celeriac.result import AsyncResult
+
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+    def __reduce__(self) -> Any:
+        return Celery, (self.main,), None
+
+
+#: Celery's alternative name for the app class.
+Celeriac = Celery
+
+
+def _resolve_task_cls(task_cls: type[Task[Any, Any]] | str | None) -> type[Task[Any, Any]]:
+    if task_cls is None:
+        return Task
+    if isinstance(task_cls, str):
+        from celeriac.utils.imports import symbol_by_name
+
+        resolved: type[Task[Any, Any]] = symbol_by_name(task_cls)
+        return resolved
+    return task_cls
+
+
+def _make_task(
+    base: type[Task[Any, Any]],
+    fun: Callable[..., Any],
+    bind: bool,
+    name: str,
+    app: Celery,
+    options: Mapping[str, Any],
+) -> Task[Any, Any]:
+    """An instance of ``base`` whose body is ``fun`` (bound to the instance with ``bind``)."""
+    task = base()
+    task.name = name
+    task.app = app
+    for attribute, value in options.items():
+        setattr(task, attribute, value)
+    task.run = fun.__get__(task) if bind else fun  # type: ignore[method-assign]
+    task.__wrapped__ = fun  # type: ignore[attr-defined]
+    task.__doc__ = fun.__doc__
+    task.__module__ = fun.__module__
+    task.__name__ = fun.__name__  # type: ignore[attr-defined]
+    task.__qualname__ = getattr(fun, "__qualname__", fun.__name__)  # type: ignore[attr-defined]
+    task._signature = inspect.signature(fun)  # type: ignore[attr-defined]
+    return task
+
+
+def _eta_of(
+    now: dt.datetime, countdown: float | None, eta: dt.datetime | None
+) -> dt.datetime | None:
+    if countdown is not None:
+        return now + dt.timedelta(seconds=float(countdown))
+    if eta is not None and eta.tzinfo is None:
+        return eta.replace(tzinfo=dt.timezone.utc)
+    return eta
+
+
+def _expires_of(now: dt.datetime, expires: float | dt.datetime | None) -> dt.datetime | None:
+    if expires is None:
+        return None
+    if isinstance(expires, dt.datetime):
+        return expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)
+    if isinstance(expires, dt.timedelta):
+        return now + expires
+    return now + dt.timedelta(seconds=float(expires))
+
+
+def _delivery_mode(value: Any) -> int:
+    if value in ("transient", 1):
+        return 1
+    return 2
+
+
+def _signatures(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) for item in items]
+
+
+@overload
+def shared_task(fun: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def shared_task(**options: Any) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Define a task for every app (those existing and those created later).
+
+    Returns the task of the current app; it follows the current app when that changes.
+    """
+
+    def decorate(fun: Callable[..., Any]) -> Task[Any, Any]:
+        def make(app: Celery) -> Task[Any, Any]:
+            return app._task_from_fun(fun, options)
+
+        with _shared_lock:
+            _shared_tasks.append(make)
+            apps = list(_all_apps)
+        tasks = [make(app) for app in apps]
+        if not tasks:
+            tasks = [make(_context.get_current_app())]
+        name = tasks[0].name
+        return _context.Proxy(lambda: _context.get_current_app().tasks[name])  # type: ignore[return-value]
+
+    if args and callable(args[0]) and len(args) == 1 and not options:
+        return decorate(args[0])
+    return decorate

@@ -1,0 +1,174 @@
+"""The broker seam: task-queue verbs every broker implements, and the claimed-message type.
+
+A broker moves :class:`~celeriac.message.Message` objects between named queues. Consumers
+*claim* messages: a claimed message is leased to the claiming broker instance until it is
+acked, rejected, or its lease lapses (then it returns to its queue, marked redelivered).
+A live consumer renews its leases, so only a dead consumer's messages come back.
+
+Delayed messages (``eta``) wait inside the broker and become claimable when due; no
+consumer holds them in memory.
+
+Every implementation passes :mod:`celeriac.testing.broker_suite`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from celeriac.message import Message
+
+__all__ = ["Broker", "DeadLetter", "Delivery", "Outgoing"]
+
+#: Lease length when the URL or ``broker_transport_options`` give no ``visibility_timeout``.
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message to publish: its queue and, when delayed, its due time (UNIX seconds)."""
+
+    queue: str
+    message: Message
+    eta: float | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One claimed message and the handle needed to settle it.
+
+    Attributes:
+        message: the message as published.
+        queue: the queue it was claimed from.
+        tag: the broker's handle for ack/reject/renew (opaque to callers).
+        redelivered: True when the message was claimed before and came back
+            (lease lapsed, requeued, or given back at shutdown).
+    """
+
+    message: Message
+    queue: str
+    tag: str
+    redelivered: bool = False
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Celery's ``request.delivery_info`` for this message."""
+        return {
+            "exchange": "",
+            "routing_key": self.queue,
+            "priority": self.message.properties.get("priority"),
+            "redelivered": self.redelivered,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be run, kept for inspection and requeueing.
+
+    Attributes:
+        id: the dead-letter entry's id (used to requeue it).
+        queue: the queue the message came from (and goes back to when requeued).
+        reason: why it could not be run (``NotRegistered('tasks.x')``, ...).
+        time: when it was dead-lettered (UNIX seconds).
+        message: the message, unchanged.
+    """
+
+    id: str
+    queue: str
+    reason: str
+    time: float
+    message: Message = field(compare=False)
+
+
+class Broker(abc.ABC):
+    """Abstract broker. Instances are safe to call from several threads at once.
+
+    Args:
+        url: the broker URL (its scheme chose the class).
+        options: ``broker_transport_options``; ``visibility_timeout`` sets the lease length.
+    """
+
+    #: URL schemes this class serves (``broker_for_url`` dispatches on them).
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, url: str, *, options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        self.lease_seconds = float(self.options.get("visibility_timeout", DEFAULT_LEASE_SECONDS))
+
+    # --- producing -------------------------------------------------------------------------
+
+    def publish(self, queue: str, message: Message, *, eta: float | None = None) -> None:
+        """Put one message on ``queue``; with ``eta`` (UNIX seconds) it waits until due."""
+        self.publish_many([Outgoing(queue, message, eta)])
+
+    @abc.abstractmethod
+    def publish_many(self, items: Sequence[Outgoing]) -> None:
+        """Put several messages, atomically where the broker can (one round trip)."""
+
+    # --- consuming -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Delivery]:
+        """Claim up to ``limit`` ready messages from ``queues``.
+
+        Lower ``priority`` values come first (as on Celery's Redis transport), then
+        publication order. Blocks up to ``timeout`` seconds while nothing is ready and
+        returns an empty list if nothing became ready. Claiming and recording the lease
+        is one atomic step: a message is never claimed twice at once.
+        """
+
+    @abc.abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Settle messages as done: they are removed for good."""
+
+    @abc.abstractmethod
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool) -> None:
+        """Settle messages as not done: back to their queue (``requeue``) or dropped."""
+
+    @abc.abstractmethod
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        """Extend the leases of messages this instance still holds."""
+
+    # --- dead letters ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a claimed message out of its queue into the dead-letter store."""
+
+    @abc.abstractmethod
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The oldest dead letters, up to ``limit``."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (all, or those with ``ids``) back on their queues; returns how many."""
+
+    # --- administration --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def purge(self, queue: str) -> int:
+        """Delete every waiting (ready or delayed) message of ``queue``; returns how many."""
+
+    @abc.abstractmethod
+    def size(self, queue: str) -> int:
+        """How many messages wait in ``queue`` (ready or delayed, not claimed)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files; the instance is not used afterwards."""
+
+    def describe(self) -> str:
+        """The URL as shown in logs and banners (passwords masked)."""
+        return mask_url(self.url)
+
+
+def mask_url(url: str) -> str:
+    """``redis://:secret@host/0`` -> ``redis://:**@host/0``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':**' if colon else ''}@{host}"

@@ -1,0 +1,532 @@
+"""The embedded default broker: one SQLite file shared by every process that names it.
+
+Three tables (see ``SCHEMA``): ``messages`` holds ready and claimed messages, ``scheduled``
+holds delayed ones until they are due, ``dead_letters`` holds messages that could not run.
+
+A claim is one ``BEGIN IMMEDIATE`` transaction that first moves due ``scheduled`` rows into
+``messages`` (a bounded batch, by whichever consumer claims first, so delayed messages cost
+nothing until due), every half second gives lapsed leases back, and then leases the first
+ready rows in (priority, id) order under a fresh random token. A delivery tag is
+``"<id>:<token>"`` and every settle statement matches both, so a consumer whose lease lapsed
+and whose message went to someone else can no longer ack, reject or renew it.
+
+An idle consumer never holds a transaction: it watches ``PRAGMA data_version`` (which moves
+when another connection commits) through :meth:`SQLiteFile.wait_for_change`, and also wakes
+when the earliest delayed message is due or the earliest lease lapses.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any, ClassVar
+
+from celeriac.brokers.base import Broker, DeadLetter, Delivery, Outgoing
+from celeriac.exceptions import EncodeError
+from celeriac.message import Message
+from celeriac.serialization import json_dumps, json_loads
+from celeriac.utils.sqlite import SQLiteFile, path_from_url
+
+__all__ = ["SCHEMA", "SQLiteBroker"]
+
+#: How many due delayed messages one claim moves into ``messages`` (keeps claims short).
+MOVE_BATCH = 500
+#: How often (seconds) one broker instance looks for lapsed leases while claiming.
+LEASE_SWEEP_INTERVAL = 0.5
+#: Longest single wait on ``data_version``; each wait restarts its fast polling, which
+#: keeps an idle consumer's pick-up latency at a few milliseconds.
+POLL_SLICE = 0.02
+#: Most SQL variables put in one ``IN (...)`` list (SQLite allows 32766 since 3.32).
+IN_CHUNK = 500
+
+SCHEMA = """
+-- messages: ready (lease_until = 0) and claimed (lease_until = lease expiry, UNIX seconds)
+-- messages. AUTOINCREMENT never reuses an id, so id order is publication order and an id
+-- in a log line or delivery tag names one message forever.
+CREATE TABLE IF NOT EXISTS messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,  -- 0..255, lower is claimed first
+    headers          TEXT    NOT NULL,            -- kombu-dialect JSON object
+    properties       TEXT    NOT NULL,            -- kombu-dialect JSON object
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    lease_until      REAL    NOT NULL DEFAULT 0,
+    lease_token      TEXT,                        -- the claim's random token while leased
+    redelivered      INTEGER NOT NULL DEFAULT 0,
+    published_at     REAL    NOT NULL
+);
+-- Serves the claim: the ready rows of one queue in claim order, and size().
+CREATE INDEX IF NOT EXISTS messages_ready
+    ON messages (queue, priority, id) WHERE lease_until = 0;
+-- Serves the lease sweep and the idle consumer's "when does the next lease lapse".
+CREATE INDEX IF NOT EXISTS messages_leased
+    ON messages (lease_until) WHERE lease_until > 0;
+
+-- scheduled: delayed messages, moved into messages when due (by the next claim).
+CREATE TABLE IF NOT EXISTS scheduled (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    due              REAL    NOT NULL,            -- UNIX seconds
+    queue            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    published_at     REAL    NOT NULL
+);
+-- Serves the move of due rows and the wake-up time of idle consumers.
+CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (due);
+-- Serves size() and purge() without scanning every delayed message.
+CREATE INDEX IF NOT EXISTS scheduled_queue ON scheduled (queue);
+
+-- dead_letters: messages that could not run, kept until requeued.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue            TEXT    NOT NULL,
+    reason           TEXT    NOT NULL,
+    time             REAL    NOT NULL,            -- when it was dead-lettered, UNIX seconds
+    priority         INTEGER NOT NULL DEFAULT 0,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    published_at     REAL    NOT NULL
+);
+"""
+
+# The columns a message carries from table to table, in this order everywhere.
+_MESSAGE_COLUMNS = (
+    "queue, priority, headers, properties, body, content_type, content_encoding, published_at"
+)
+
+_INSERT_READY = f"""
+-- messages: one new ready row. args: {_MESSAGE_COLUMNS}
+INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_INSERT_SCHEDULED = f"""
+-- scheduled: one new delayed row. args: due, {_MESSAGE_COLUMNS}
+INSERT INTO scheduled (due, {_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_EARLIEST_DUE = """
+-- scheduled.due: the earliest due time (NULL when nothing is delayed).
+SELECT min(due) FROM scheduled
+"""
+
+# The next two statements pick the same rows (same filter, order and limit, same
+# transaction): the first copies them, the second deletes them.
+_MOVE_DUE = f"""
+-- scheduled -> messages: copy the first due rows as ready, in due order. args: now, batch
+INSERT INTO messages ({_MESSAGE_COLUMNS})
+SELECT {_MESSAGE_COLUMNS} FROM scheduled WHERE due <= ? ORDER BY due, id LIMIT ?
+"""
+
+_DELETE_MOVED = """
+-- scheduled: delete the rows _MOVE_DUE copied. args: now, batch
+DELETE FROM scheduled
+WHERE id IN (SELECT id FROM scheduled WHERE due <= ? ORDER BY due, id LIMIT ?)
+"""
+
+_RETURN_LAPSED = """
+-- messages.lease_until, lease_token, redelivered: lapsed leases become ready again.
+-- args: now
+UPDATE messages SET lease_until = 0, lease_token = NULL, redelivered = 1
+WHERE lease_until > 0 AND lease_until <= ?
+"""
+
+_CLAIMED_COLUMNS = (
+    "id, queue, priority, headers, properties, body, content_type, content_encoding, redelivered"
+)
+
+_CLAIM_ONE_QUEUE = f"""
+-- messages.lease_until, lease_token: lease the first ready rows of one queue.
+-- args: lease_until, lease_token, queue, limit. Returns the rows, in no particular order.
+UPDATE messages SET lease_until = ?, lease_token = ?
+WHERE id IN (
+    SELECT id FROM messages WHERE lease_until = 0 AND queue = ? ORDER BY priority, id LIMIT ?
+)
+RETURNING {_CLAIMED_COLUMNS}
+"""
+
+# One branch per queue, so each reads its own stretch of messages_ready and a backlog on
+# one queue never has to be sorted whole.
+_CLAIM_BRANCH = """SELECT * FROM (
+        SELECT id, priority FROM messages WHERE lease_until = 0 AND queue = ?
+        ORDER BY priority, id LIMIT ?)"""
+
+_CLAIM_MANY_QUEUES = """
+-- messages.lease_until, lease_token: lease the first ready rows across several queues.
+-- args: lease_until, lease_token, (queue, limit) per queue, limit. Returns the rows.
+UPDATE messages SET lease_until = ?, lease_token = ?
+WHERE id IN (
+    SELECT id FROM ({branches}) ORDER BY priority, id LIMIT ?
+)
+RETURNING {columns}
+"""
+
+_PEEK = """
+-- messages.queue, lease_until; scheduled.due: is anything ready on these queues, when is
+-- the next delayed message due, when does the next lease lapse. args: the queues
+SELECT
+    EXISTS(SELECT 1 FROM messages WHERE lease_until = 0 AND queue IN ({marks})),
+    (SELECT min(due) FROM scheduled),
+    (SELECT min(lease_until) FROM messages WHERE lease_until > 0)
+"""
+
+_DELETE_HELD = """
+-- messages: delete a row still held under this lease. args: id, lease_token
+DELETE FROM messages WHERE id = ? AND lease_token = ?
+"""
+
+_REQUEUE_HELD = """
+-- messages.lease_until, lease_token, redelivered: a held row becomes ready again, keeping
+-- its id and so its place in the queue. args: id, lease_token
+UPDATE messages SET lease_until = 0, lease_token = NULL, redelivered = 1
+WHERE id = ? AND lease_token = ?
+"""
+
+_RENEW_HELD = """
+-- messages.lease_until: extend a lease still held. args: lease_until, id, lease_token
+UPDATE messages SET lease_until = ? WHERE id = ? AND lease_token = ?
+"""
+
+_DEAD_LETTER_HELD = f"""
+-- messages -> dead_letters: copy a held row with its reason. args: reason, time, id, lease_token
+INSERT INTO dead_letters (reason, time, {_MESSAGE_COLUMNS})
+SELECT ?, ?, {_MESSAGE_COLUMNS} FROM messages WHERE id = ? AND lease_token = ?
+"""
+
+_LIST_DEAD_LETTERS = """
+-- dead_letters: the oldest entries. args: limit
+SELECT id, queue, reason, time, headers, properties, body, content_type, content_encoding
+FROM dead_letters ORDER BY id LIMIT ?
+"""
+
+_REQUEUE_DEAD = f"""
+-- dead_letters -> messages: copy entries back as ready and redelivered, oldest first.
+-- args: the dead-letter ids (all entries when the filter is empty)
+INSERT INTO messages ({_MESSAGE_COLUMNS}, redelivered)
+SELECT {_MESSAGE_COLUMNS}, 1 FROM dead_letters {{where}} ORDER BY id
+"""
+
+_DELETE_DEAD = """
+-- dead_letters: delete the entries _REQUEUE_DEAD copied. args: the dead-letter ids
+DELETE FROM dead_letters {where}
+"""
+
+_PURGE_READY = """
+-- messages: delete the ready rows of a queue (claimed rows stay with their holder).
+-- args: queue
+DELETE FROM messages WHERE queue = ? AND lease_until = 0
+"""
+
+_PURGE_SCHEDULED = """
+-- scheduled: delete the delayed rows of a queue. args: queue
+DELETE FROM scheduled WHERE queue = ?
+"""
+
+_SIZE = """
+-- messages.queue, lease_until; scheduled.queue: ready plus delayed rows of a queue.
+-- args: queue, queue
+SELECT (SELECT count(*) FROM messages WHERE queue = ? AND lease_until = 0)
+     + (SELECT count(*) FROM scheduled WHERE queue = ?)
+"""
+
+_Row = tuple[Any, ...]
+_CLAIM_ORDER = itemgetter(2, 0)  # (priority, id) in a row of _CLAIMED_COLUMNS
+
+
+class SQLiteBroker(Broker):
+    """The embedded broker: a SQLite file in WAL mode shared by many processes.
+
+    Args:
+        url: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+            (``sqla+sqlite://`` is accepted too). The file is created on first use.
+        options: ``visibility_timeout`` sets the lease length in seconds (default 30).
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ("sqlite", "sqla+sqlite")
+
+    def __init__(self, url: str, *, options: dict[str, Any] | None = None) -> None:
+        super().__init__(url, options=options)
+        self._db = SQLiteFile(path_from_url(url), SCHEMA)
+        self._next_lease_sweep = 0.0  # time.monotonic() of this instance's next sweep
+        self._claim_sql: dict[int, str] = {}
+        self._peek_sql: dict[int, str] = {}
+
+    @property
+    def path(self) -> str:
+        """The database file's absolute path."""
+        return self._db.path
+
+    def close(self) -> None:
+        """Close this thread's connection to the file."""
+        self._db.close()
+
+    # --- producing -------------------------------------------------------------------------
+
+    def publish_many(self, items: Sequence[Outgoing]) -> None:
+        """Insert the batch in one transaction; a future ``eta`` goes to ``scheduled``."""
+        if not items:
+            return
+        now = time.time()
+        ready: list[_Row] = []
+        delayed: list[_Row] = []
+        for item in items:
+            row = _message_row(item.queue, item.message, now)
+            if item.eta is not None and item.eta > now:
+                delayed.append((item.eta, *row))
+            else:
+                ready.append(row)
+
+        def work(conn: sqlite3.Connection) -> None:
+            if ready:
+                conn.executemany(_INSERT_READY, ready)
+            if delayed:
+                conn.executemany(_INSERT_SCHEDULED, delayed)
+
+        self._db.write("publish", work)
+
+    # --- consuming -------------------------------------------------------------------------
+
+    def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Delivery]:
+        """Lease up to ``limit`` messages; while none is ready, wait without a transaction."""
+        queues = _checked_queues(queues, limit)
+        deadline = time.monotonic() + timeout
+        while True:
+            deliveries = self._claim_now(queues, limit)
+            if deliveries or not self._wait_for_work(queues, deadline):
+                return deliveries
+
+    def _claim_now(self, queues: Sequence[str], limit: int) -> list[Delivery]:
+        """One claim transaction: move due messages, maybe sweep leases, lease ready rows."""
+        now = time.time()
+        token = secrets.token_hex(8)
+        sweep = time.monotonic() >= self._next_lease_sweep
+        if sweep:
+            self._next_lease_sweep = time.monotonic() + LEASE_SWEEP_INTERVAL
+        sql, params = self._claim_statement(queues, limit, now + self.lease_seconds, token)
+
+        def work(conn: sqlite3.Connection) -> list[_Row]:
+            due = conn.execute(_EARLIEST_DUE).fetchone()[0]
+            if due is not None and due <= now:
+                conn.execute(_MOVE_DUE, (now, MOVE_BATCH))
+                conn.execute(_DELETE_MOVED, (now, MOVE_BATCH))
+            if sweep:
+                conn.execute(_RETURN_LAPSED, (now,))
+            return conn.execute(sql, params).fetchall()
+
+        rows = self._db.write("claim messages", work)
+        if not rows:
+            return []
+        # RETURNING gives no order guarantee; the contract is (priority, publication order).
+        rows.sort(key=_CLAIM_ORDER)
+        return [
+            Delivery(
+                Message(body, json_loads(headers), json_loads(properties), ctype, encoding),
+                queue,
+                f"{row_id}:{token}",
+                bool(redelivered),
+            )
+            for row_id, queue, _, headers, properties, body, ctype, encoding, redelivered in rows
+        ]
+
+    def _claim_statement(
+        self, queues: Sequence[str], limit: int, lease_until: float, token: str
+    ) -> tuple[str, tuple[Any, ...]]:
+        count = len(queues)
+        if count == 1:
+            return _CLAIM_ONE_QUEUE, (lease_until, token, queues[0], limit)
+        sql = self._claim_sql.get(count)
+        if sql is None:
+            branches = " UNION ALL ".join([_CLAIM_BRANCH] * count)
+            sql = _CLAIM_MANY_QUEUES.format(branches=branches, columns=_CLAIMED_COLUMNS)
+            self._claim_sql[count] = sql
+        per_queue = [value for queue in queues for value in (queue, limit)]
+        return sql, (lease_until, token, *per_queue, limit)
+
+    def _wait_for_work(self, queues: Sequence[str], deadline: float) -> bool:
+        """Sleep until a claim may find something; False once ``deadline`` has passed."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Read the version before looking, so a commit right after the look still wakes us.
+            since = self._db.data_version()
+            ready, next_due, next_lapse = self._peek(queues)
+            if ready:
+                return True
+            wake = self._seconds_to_next_event(next_due, next_lapse)
+            if wake is not None and wake <= 0:
+                return True
+            self._sleep_until_change(since, remaining if wake is None else min(wake, remaining))
+
+    def _peek(self, queues: Sequence[str]) -> tuple[int, float | None, float | None]:
+        sql = self._peek_sql.get(len(queues))
+        if sql is None:
+            sql = self._peek_sql[len(queues)] = _PEEK.format(marks=_marks(len(queues)))
+        params = tuple(queues)
+
+        def work(conn: sqlite3.Connection) -> tuple[int, float | None, float | None]:
+            ready, next_due, next_lapse = conn.execute(sql, params).fetchone()
+            return ready, next_due, next_lapse
+
+        return self._db.read("poll for messages", work)
+
+    def _seconds_to_next_event(
+        self, next_due: float | None, next_lapse: float | None
+    ) -> float | None:
+        """Seconds until a claim would move a delayed message or sweep a lapsed lease."""
+        now = time.time()
+        waits = []
+        if next_due is not None:
+            waits.append(next_due - now)
+        if next_lapse is not None:
+            # This instance sweeps at most every LEASE_SWEEP_INTERVAL; waking earlier is useless.
+            waits.append(max(next_lapse - now, self._next_lease_sweep - time.monotonic()))
+        return min(waits) if waits else None
+
+    def _sleep_until_change(self, since: int, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or self._db.wait_for_change(since, min(left, POLL_SLICE)) != since:
+                return
+
+    # --- settling --------------------------------------------------------------------------
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete the messages this instance still holds, in one transaction."""
+        self._settle("ack messages", _DELETE_HELD, [_held(d.tag) for d in deliveries])
+
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool) -> None:
+        """Delete the messages, or with ``requeue`` make them ready again in their place."""
+        sql = _REQUEUE_HELD if requeue else _DELETE_HELD
+        self._settle("reject messages", sql, [_held(d.tag) for d in deliveries])
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        """Extend the leases still held by ``lease_seconds`` from now."""
+        lease_until = time.time() + self.lease_seconds
+        params = [(lease_until, *_held(d.tag)) for d in deliveries]
+        self._settle("renew leases", _RENEW_HELD, params)
+
+    def _settle(self, what: str, sql: str, params: list[_Row]) -> None:
+        if params:
+            self._db.write(what, lambda conn: conn.executemany(sql, params))
+
+    # --- dead letters ----------------------------------------------------------------------
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a held message to ``dead_letters`` (nothing happens if its lease lapsed)."""
+        held = _held(delivery.tag)
+
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(_DEAD_LETTER_HELD, (reason, time.time(), *held)).rowcount:
+                conn.execute(_DELETE_HELD, held)
+
+        self._db.write("dead-letter a message", work)
+
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The oldest dead letters first."""
+        params = (max(limit, 0),)
+        rows = self._db.read(
+            "list dead letters", lambda conn: conn.execute(_LIST_DEAD_LETTERS, params).fetchall()
+        )
+        return [
+            DeadLetter(
+                str(row_id),
+                queue,
+                reason,
+                when,
+                Message(body, json_loads(headers), json_loads(properties), ctype, encoding),
+            )
+            for row_id, queue, reason, when, headers, properties, body, ctype, encoding in rows
+        ]
+
+    def requeue_dead_letters(self, ids: Sequence[str] | None = None) -> int:
+        """Move dead letters back to their queues as ready and redelivered; returns how many."""
+        if ids is None:
+            chunks: list[list[int]] = [[]]
+        else:
+            numbers = [int(i) for i in ids if str(i).isdigit()]
+            chunks = [numbers[i : i + IN_CHUNK] for i in range(0, len(numbers), IN_CHUNK)]
+
+        def work(conn: sqlite3.Connection) -> int:
+            moved = 0
+            for chunk in chunks:
+                where = f"WHERE id IN ({_marks(len(chunk))})" if ids is not None else ""
+                conn.execute(_REQUEUE_DEAD.format(where=where), chunk)
+                moved += conn.execute(_DELETE_DEAD.format(where=where), chunk).rowcount
+            return moved
+
+        return self._db.write("requeue dead letters", work)
+
+    # --- administration --------------------------------------------------------------------
+
+    def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of ``queue``; claimed ones stay."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            ready = conn.execute(_PURGE_READY, (queue,)).rowcount
+            return ready + conn.execute(_PURGE_SCHEDULED, (queue,)).rowcount
+
+        return self._db.write("purge a queue", work)
+
+    def size(self, queue: str) -> int:
+        """Ready plus delayed messages of ``queue``."""
+        row = self._db.read(
+            "count messages", lambda conn: conn.execute(_SIZE, (queue, queue)).fetchone()
+        )
+        return int(row[0])
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _message_row(queue: str, message: Message, now: float) -> _Row:
+    """The values of ``_MESSAGE_COLUMNS`` for one message."""
+    try:
+        headers, properties = json_dumps(message.headers), json_dumps(message.properties)
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"Message headers or properties cannot be stored: {exc}") from exc
+    return (
+        queue,
+        message.priority,
+        headers,
+        properties,
+        message.body,
+        message.content_type,
+        message.content_encoding,
+        now,
+    )
+
+
+def _held(tag: str) -> tuple[int, str]:
+    """``"<id>:<token>"`` -> ``(id, token)``."""
+    row_id, sep, token = tag.partition(":")
+    if not sep or not row_id.isdigit():
+        raise ValueError(f"Not a delivery tag of the SQLite broker: {tag!r}")
+    return int(row_id), token
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _checked_queues(queues: Sequence[str], limit: int) -> list[str]:
+    """The queue names without repeats, after checking the claim's arguments."""
+    if isinstance(queues, str):
+        raise TypeError(f"claim() takes a sequence of queue names, not the string {queues!r}")
+    if not queues:
+        raise ValueError("claim() needs at least one queue")
+    if limit < 1:
+        raise ValueError(f"claim() limit must be at least 1, not {limit}")
+    return list(dict.fromkeys(queues))

@@ -1,0 +1,303 @@
+"""Celery's task message protocol, version 2: built and parsed here and nowhere else.
+
+A task message is (headers, properties, body). The headers carry everything a worker needs
+to route, schedule, expire and log the task, so :func:`parse_task` reads only them; the body
+``[args, kwargs, embed]`` is decoded by :meth:`TaskEnvelope.decode_body` when the task runs.
+Protocol 1 messages (everything in the body) are still accepted, as Celery workers do.
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from reprlib import Repr
+from typing import Any
+
+from celeriac import serialization
+from celeriac.exceptions import DecodeError
+from celeriac.message import Message
+
+__all__ = ["TaskEnvelope", "build_task_message", "parse_task", "saferepr"]
+
+_REPR = Repr()
+_REPR.maxstring = 1024
+_REPR.maxother = 1024
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 64
+_REPR.maxlevel = 6
+
+
+def saferepr(value: Any, maxsize: int = 1024) -> str:
+    """A repr that never raises and is at most ``maxsize`` characters (for headers and logs)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception as exc:  # a user's __repr__ may raise; the message must still go out
+        text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
+    return text if len(text) <= maxsize else text[: maxsize - 3] + "..."
+
+
+def anon_nodename() -> str:
+    """The ``origin`` of messages sent by a process that is not a worker: ``gen<pid>@<host>``."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+def thread_oid() -> str:
+    """A stable id for the calling process and thread (Celery's ``reply_to`` value)."""
+    node = uuid.getnode()
+    return str(uuid.uuid3(uuid.NAMESPACE_OID, f"{node}-{os.getpid()}-{threading.get_ident()}"))
+
+
+def _isoformat(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+def build_task_message(
+    *,
+    name: str,
+    task_id: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    serializer: str = "json",
+    compression: str | None = None,
+    eta: dt.datetime | None = None,
+    expires: dt.datetime | None = None,
+    retries: int = 0,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+    group_id: str | None = None,
+    group_index: int | None = None,
+    origin: str | None = None,
+    reply_to: str | None = None,
+    ignore_result: bool = False,
+    priority: int | None = None,
+    shadow: str | None = None,
+    callbacks: list[Any] | None = None,
+    errbacks: list[Any] | None = None,
+    chain: list[Any] | None = None,
+    chord: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    delivery_mode: int = 2,
+    repr_maxsize: int = 1024,
+    now: dt.datetime | None = None,
+) -> Message:
+    """Build a protocol-2 task message, laid out exactly as Celery 5 lays it out.
+
+    Raises:
+        TypeError: ``args`` is not a list/tuple or ``kwargs`` not a mapping.
+        EncodeError: the arguments cannot be serialized (raised here, in the caller).
+    """
+    if not isinstance(args, (list, tuple)):
+        raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"task keyword arguments must be a mapping, not {type(kwargs).__name__}")
+    embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+    body, content_type, content_encoding = serialization.dumps(
+        [list(args), dict(kwargs), embed], serializer
+    )
+    message_headers: dict[str, Any] = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": shadow,
+        "eta": _isoformat(eta),
+        "expires": _isoformat(expires),
+        "group": group_id,
+        "group_index": group_index,
+        "retries": retries,
+        "timelimit": [time_limit, soft_time_limit],
+        "root_id": root_id or task_id,
+        "parent_id": parent_id,
+        "argsrepr": saferepr(args, repr_maxsize),
+        "kwargsrepr": saferepr(kwargs, repr_maxsize),
+        "origin": origin or anon_nodename(),
+        "ignore_result": ignore_result,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    if headers:
+        message_headers.update(headers)
+    if compression:
+        body, message_headers["compression"] = serialization.compress(body, compression)
+    properties: dict[str, Any] = {
+        "correlation_id": task_id,
+        "reply_to": reply_to if reply_to is not None else "",
+        "delivery_mode": delivery_mode,
+    }
+    if priority is not None:
+        properties["priority"] = priority
+    if expires is not None:
+        current = now or dt.datetime.now(dt.timezone.utc)
+        seconds = (expires - current).total_seconds() if expires.tzinfo else 0.0
+        properties["expiration"] = str(int(max(seconds, 0.0) * 1000))
+    return Message(body, message_headers, properties, content_type, content_encoding)
+
+
+def parse_datetime(value: Any) -> dt.datetime | None:
+    """An ISO-8601 header value as an aware datetime (naive values are taken as UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value)
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        parsed = dt.datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(slots=True)
+class TaskEnvelope:
+    """A task message parsed from its headers; the body waits for :meth:`decode_body`."""
+
+    message: Message
+    name: str
+    id: str
+    retries: int
+    eta: dt.datetime | None
+    expires: dt.datetime | None
+    root_id: str | None
+    parent_id: str | None
+    group: str | None
+    group_index: int | None
+    time_limit: float | None
+    soft_time_limit: float | None
+    shadow: str | None
+    origin: str | None
+    ignore_result: bool
+    argsrepr: str
+    kwargsrepr: str
+    #: For protocol-1 messages the already decoded body (args, kwargs, embed).
+    _v1_body: tuple[list[Any], dict[str, Any], dict[str, Any]] | None = None
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return self.message.headers
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self.message.properties
+
+    def decode_body(
+        self, accept: frozenset[str] | None
+    ) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        """Decode ``[args, kwargs, embed]``, refusing content types outside ``accept``.
+
+        Raises:
+            ContentDisallowed: the content type is not accepted.
+            DecodeError: the body is malformed.
+        """
+        if self._v1_body is not None:
+            return self._v1_body
+        payload = _payload(self.message)
+        decoded = serialization.loads(
+            payload, self.message.content_type, self.message.content_encoding, accept=accept
+        )
+        if not isinstance(decoded, (list, tuple)) or len(decoded) != 3:
+            raise DecodeError(
+                f"Task body must be [args, kwargs, embed], got {type(decoded).__name__}"
+            )
+        args, kwargs, embed = decoded
+        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+            raise DecodeError("Task body args must be a list and kwargs a mapping")
+        return list(args), kwargs, embed if isinstance(embed, dict) else {}
+
+
+def _payload(message: Message) -> bytes:
+    compression = message.headers.get("compression")
+    if compression:
+        return serialization.decompress(message.body, str(compression))
+    return message.body
+
+
+def _timelimit(value: Any) -> tuple[float | None, float | None]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value[0], value[1]
+    return None, None
+
+
+def parse_task(message: Message, *, accept: frozenset[str] | None = None) -> TaskEnvelope:
+    """Parse a task message's headers (protocol 2) or body (protocol 1).
+
+    ``accept`` is only used for protocol-1 messages, whose name lives in the body.
+
+    Raises:
+        DecodeError: the message is not a task message.
+        ContentDisallowed: a protocol-1 body in a refused content type.
+    """
+    headers = message.headers
+    if not isinstance(headers, dict):
+        raise DecodeError(f"Message headers must be a mapping, got {type(headers).__name__}")
+    if "task" in headers:
+        return _from_headers(message, headers, None)
+    return _parse_v1(message, accept)
+
+
+def _from_headers(
+    message: Message,
+    fields: Mapping[str, Any],
+    v1_body: tuple[list[Any], dict[str, Any], dict[str, Any]] | None,
+) -> TaskEnvelope:
+    task_id = fields.get("id") or message.properties.get("correlation_id")
+    name = fields.get("task")
+    if not name or not task_id:
+        raise DecodeError("Task message is missing its 'task' name or 'id'")
+    try:
+        eta = parse_datetime(fields.get("eta"))
+        expires = parse_datetime(fields.get("expires"))
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"Task message has an invalid eta/expires: {exc}") from exc
+    hard, soft = _timelimit(fields.get("timelimit"))
+    return TaskEnvelope(
+        message=message,
+        name=str(name),
+        id=str(task_id),
+        retries=int(fields.get("retries") or 0),
+        eta=eta,
+        expires=expires,
+        root_id=fields.get("root_id"),
+        parent_id=fields.get("parent_id"),
+        group=fields.get("group") or fields.get("taskset"),
+        group_index=fields.get("group_index"),
+        time_limit=hard,
+        soft_time_limit=soft,
+        shadow=fields.get("shadow"),
+        origin=fields.get("origin"),
+        ignore_result=bool(fields.get("ignore_result", False)),
+        argsrepr=fields.get("argsrepr") or "",
+        kwargsrepr=fields.get("kwargsrepr") or "",
+        _v1_body=v1_body,
+    )
+
+
+def _parse_v1(message: Message, accept: frozenset[str] | None) -> TaskEnvelope:
+    body = serialization.loads(
+        _payload(message), message.content_type, message.content_encoding, accept=accept
+    )
+    if not isinstance(body, dict) or "task" not in body:
+        raise DecodeError("Message is neither a protocol-2 task (no 'task' header) nor protocol 1")
+    args = list(body.get("args") or [])
+    kwargs = dict(body.get("kwargs") or {})
+    embed = {
+        "callbacks": body.get("callbacks"),
+        "errbacks": body.get("errbacks"),
+        "chain": None,
+        "chord": body.get("chord"),
+    }
+    fields = dict(body)
+    fields.setdefault("argsrepr", saferepr(args))
+    fields.setdefault("kwargsrepr", saferepr(kwargs))
+    return _from_headers(message, fields, (args, kwargs, embed))

@@ -1,0 +1,381 @@
+"""The consumer: claim messages, decide what each one needs, and hand the runnable ones to the pool.
+
+Per message, in order: parse the headers -> refuse what cannot run (undecodable, refused
+content type, unknown task: FAILURE stored where the id is readable, message dead-lettered)
+-> expired? (REVOKED, acked, never run) -> due later? (handed back to the broker's delay
+store, acked) -> log ``received`` -> pool. The pool job decodes the body, runs the task,
+stores the result and settles the message through the :class:`Settler`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from celeriac import states
+from celeriac.backends.base import StoreRequest
+from celeriac.brokers.base import Broker, Delivery
+from celeriac.exceptions import (
+    ContentDisallowed,
+    DecodeError,
+    NotRegistered,
+    TaskRevokedError,
+)
+from celeriac.protocol import TaskEnvelope, parse_task
+from celeriac.serialization import normalize_accept
+from celeriac.task import Context
+from celeriac.worker.execution import Outcome, execute
+from celeriac.worker.leases import Leases
+from celeriac.worker.pools.base import Pool
+from celeriac.worker.settle import Settler
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.task import Task
+
+__all__ = ["Consumer"]
+
+logger = logging.getLogger("celeriac.worker")
+
+#: An ETA closer than this is run now rather than sent back to wait.
+ETA_TOLERANCE = dt.timedelta(milliseconds=5)
+#: How long one claim call may block (the stop flag is checked between calls).
+CLAIM_TIMEOUT = 0.1
+#: The claim window when ``worker_prefetch_multiplier`` is 0 (unlimited in Celery).
+UNLIMITED_PREFETCH = 1000
+
+
+@dataclass(slots=True)
+class _Policy:
+    """Settings read once at start instead of once per message."""
+
+    accept: frozenset[str]
+    result_serializer: str
+    acks_late: bool
+    acks_on_failure: bool
+    ignore_result: bool
+    store_errors_even_if_ignored: bool
+    dead_letter: bool
+    has_backend: bool
+
+
+class Consumer:
+    """Claims messages from ``queues`` and feeds the pool, within the prefetch window."""
+
+    def __init__(
+        self,
+        app: Celery,
+        broker: Broker,
+        pool: Pool,
+        settler: Settler,
+        leases: Leases,
+        *,
+        queues: list[str],
+        hostname: str,
+        prefetch_limit: int,
+    ) -> None:
+        self.app = app
+        self.broker = broker
+        self.pool = pool
+        self.settler = settler
+        self.leases = leases
+        self.queues = queues
+        self.hostname = hostname
+        self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
+        self.policy = _policy_from(app)
+        self._inflight = 0
+        self._slots = threading.Condition()
+        self._stopping = threading.Event()
+        self.processed = 0
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and dispatch until :meth:`stop` is called."""
+        while not self._stopping.is_set():
+            room = self._wait_for_room()
+            if room <= 0:
+                continue
+            try:
+                deliveries = self.broker.claim(self.queues, limit=room, timeout=CLAIM_TIMEOUT)
+            except Exception as exc:
+                logger.error("consumer: cannot claim from the broker: %r; retrying in 1s", exc)
+                self._stopping.wait(1.0)
+                continue
+            if deliveries:
+                self._dispatch(deliveries)
+
+    def stop(self) -> None:
+        """Stop claiming; jobs handed to the pool but not started give their message back."""
+        self._stopping.set()
+        with self._slots:
+            self._slots.notify_all()
+
+    def _wait_for_room(self) -> int:
+        with self._slots:
+            while self._inflight >= self.prefetch_limit and not self._stopping.is_set():
+                self._slots.wait(0.5)
+            return self.prefetch_limit - self._inflight
+
+    def _dispatch(self, deliveries: list[Delivery]) -> None:
+        self.leases.hold(deliveries)
+        with self._slots:
+            self._inflight += len(deliveries)
+        for delivery in deliveries:
+            self._receive(delivery)
+
+    def _finished(self, delivery: Delivery) -> None:
+        """The message needs no pool slot any more (it ran, or never will here)."""
+        with self._slots:
+            self._inflight -= 1
+            self._slots.notify()
+
+    def _settled(self, delivery: Delivery) -> Any:
+        return lambda: self.leases.release(delivery)
+
+    # --- one message -------------------------------------------------------------------------
+
+    def _receive(self, delivery: Delivery) -> None:
+        try:
+            envelope = parse_task(delivery.message, accept=self.policy.accept)
+            _check_content_type(envelope, self.policy.accept)
+        except (DecodeError, ContentDisallowed) as exc:
+            self._refuse(delivery, delivery.message.id, None, exc)
+            self._finished(delivery)
+            return
+        task = self.app.tasks.get(envelope.name)
+        if task is None:
+            logger.error(
+                "Received unregistered task of type %r.\nThe message has been kept in the "
+                "dead-letter store (id %s); deploy the task and requeue it with "
+                "`celeriac dead requeue`.",
+                envelope.name,
+                envelope.id,
+            )
+            self._refuse(delivery, envelope.id, envelope.name, NotRegistered(envelope.name))
+            self._finished(delivery)
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        if envelope.expires is not None and envelope.expires <= now:
+            self._expire(delivery, envelope)
+            self._finished(delivery)
+        elif envelope.eta is not None and envelope.eta > now + ETA_TOLERANCE:
+            self._defer(delivery, envelope)
+            self._finished(delivery)
+        else:
+            logger.info("Task %s[%s] received", envelope.name, envelope.id)
+            self.pool.submit(lambda: self._run(delivery, envelope, task))
+
+    def _refuse(
+        self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception
+    ) -> None:
+        """A message that cannot run: FAILURE recorded, message dead-lettered (or dropped)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.error("Refused message %s from queue %r: %s", task_id, delivery.queue, reason)
+        if task_id and self.policy.has_backend:
+            request = Context(id=task_id, task=name, delivery_info=delivery.delivery_info)
+            self.settler.store(StoreRequest(task_id, exc, states.FAILURE, None, request))
+        if self.policy.dead_letter:
+            self.settler.dead_letter(delivery, reason, done=self._settled(delivery))
+        else:
+            self.settler.reject(delivery, requeue=False, done=self._settled(delivery))
+
+    def _expire(self, delivery: Delivery, envelope: TaskEnvelope) -> None:
+        logger.info("Discarding expired task %s[%s]", envelope.name, envelope.id)
+        if self.policy.has_backend:
+            exc = TaskRevokedError("expired")
+            request = _request_from(envelope, delivery, self.hostname)
+            self.settler.store(StoreRequest(envelope.id, exc, states.REVOKED, None, request))
+        self.settler.ack(delivery, done=self._settled(delivery))
+
+    def _defer(self, delivery: Delivery, envelope: TaskEnvelope) -> None:
+        """A message sent with an ETA straight to the queue: the broker keeps it until due."""
+        assert envelope.eta is not None
+        try:
+            self.broker.publish(delivery.queue, delivery.message, eta=envelope.eta.timestamp())
+        except Exception as exc:
+            logger.error(
+                "Could not defer %s[%s]: %r; retrying later", envelope.name, envelope.id, exc
+            )
+            self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
+        else:
+            self.settler.ack(delivery, done=self._settled(delivery))
+
+    # --- in a pool thread --------------------------------------------------------------------
+
+    def _run(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
+        try:
+            if self._stopping.is_set():
+                # Warm shutdown: a job that has not started gives its message back.
+                self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
+                return
+            self._run_task(delivery, envelope, task)
+        finally:
+            self._finished(delivery)
+
+    def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
+        policy = self.policy
+        try:
+            args, kwargs, embed = envelope.decode_body(policy.accept)
+        except (DecodeError, ContentDisallowed) as exc:
+            self._refuse(delivery, envelope.id, envelope.name, exc)
+            return
+        acks_late = task.acks_late if task.acks_late is not None else policy.acks_late
+        if not acks_late:
+            self.settler.ack(delivery, done=self._settled(delivery))
+        request = _request_from(envelope, delivery, self.hostname, args, kwargs, embed)
+        outcome = execute(task, request, args, kwargs, result_serializer=policy.result_serializer)
+        self.processed += 1
+        _log_outcome(task, envelope, outcome)
+        self._store(task, request, envelope, outcome)
+        if acks_late:
+            self._settle_late(task, delivery, outcome)
+        elif outcome.state == states.REJECTED and outcome.requeue:
+            logger.warning(
+                "Task %s[%s] asked to be requeued, but its message was acked "
+                "on receipt (enable acks_late)",
+                envelope.name,
+                envelope.id,
+            )
+
+    def _store(
+        self, task: Task[Any, Any], request: Context, envelope: TaskEnvelope, outcome: Outcome
+    ) -> None:
+        if not self.policy.has_backend or outcome.state in (states.IGNORED, states.REJECTED):
+            return
+        ignore = envelope.ignore_result or _first_set(task.ignore_result, self.policy.ignore_result)
+        if ignore:
+            store_errors = _first_set(
+                task.store_errors_even_if_ignored, self.policy.store_errors_even_if_ignored
+            )
+            if not (outcome.state == states.FAILURE and store_errors):
+                return
+        value = outcome.retval.exc if outcome.state == states.RETRY else outcome.retval
+        self.settler.store(
+            StoreRequest(envelope.id, value, outcome.state, outcome.traceback, request)
+        )
+
+    def _settle_late(self, task: Task[Any, Any], delivery: Delivery, outcome: Outcome) -> None:
+        done = self._settled(delivery)
+        if outcome.state == states.REJECTED:
+            self.settler.reject(delivery, requeue=outcome.requeue, done=done)
+            return
+        if outcome.state == states.FAILURE:
+            ack = _first_set(task.acks_on_failure_or_timeout, self.policy.acks_on_failure)
+            if not ack:
+                self.settler.reject(delivery, requeue=False, done=done)
+                return
+        self.settler.ack(delivery, done=done)
+
+
+def _first_set(*values: Any) -> bool:
+    for value in values:
+        if value is not None:
+            return bool(value)
+    return False
+
+
+def _policy_from(app: Celery) -> _Policy:
+    conf = app.conf
+    acks_on_failure = conf.task_acks_on_failure
+    if acks_on_failure is None:
+        acks_on_failure = conf.task_acks_on_failure_or_timeout
+    return _Policy(
+        accept=normalize_accept(conf.accept_content),
+        result_serializer=conf.result_serializer,
+        acks_late=bool(conf.task_acks_late),
+        acks_on_failure=bool(acks_on_failure),
+        ignore_result=bool(conf.task_ignore_result),
+        store_errors_even_if_ignored=bool(conf.task_store_errors_even_if_ignored),
+        dead_letter=bool(conf.worker_dead_letter),
+        has_backend=app.result_backend_url is not None,
+    )
+
+
+def _check_content_type(envelope: TaskEnvelope, accept: frozenset[str]) -> None:
+    content_type = envelope.message.content_type
+    if content_type not in accept:
+        raise ContentDisallowed(
+            f"Refusing to deserialize untrusted content of type {content_type} "
+            f"(accept_content: {', '.join(sorted(accept))})"
+        )
+
+
+def _request_from(
+    envelope: TaskEnvelope,
+    delivery: Delivery,
+    hostname: str,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    embed: dict[str, Any] | None = None,
+) -> Context:
+    embed = embed or {}
+    headers = envelope.headers
+    return Context(
+        id=envelope.id,
+        task=envelope.name,
+        args=args if args is not None else [],
+        kwargs=kwargs if kwargs is not None else {},
+        retries=envelope.retries,
+        eta=headers.get("eta"),
+        expires=headers.get("expires"),
+        is_eager=False,
+        called_directly=False,
+        hostname=hostname,
+        delivery_info=delivery.delivery_info,
+        group=envelope.group,
+        group_index=envelope.group_index,
+        root_id=envelope.root_id,
+        parent_id=envelope.parent_id,
+        correlation_id=envelope.properties.get("correlation_id"),
+        reply_to=envelope.properties.get("reply_to"),
+        origin=envelope.origin,
+        timelimit=(envelope.time_limit, envelope.soft_time_limit),
+        time_limit=envelope.time_limit,
+        soft_time_limit=envelope.soft_time_limit,
+        ignore_result=envelope.ignore_result,
+        properties=envelope.properties,
+        headers=headers,
+        shadow=envelope.shadow,
+        callbacks=embed.get("callbacks"),
+        errbacks=embed.get("errbacks"),
+        chain=embed.get("chain"),
+        chord=embed.get("chord"),
+        stamps=headers.get("stamps"),
+        stamped_headers=headers.get("stamped_headers"),
+        replaced_task_nesting=headers.get("replaced_task_nesting") or 0,
+    )
+
+
+def _log_outcome(task: Task[Any, Any], envelope: TaskEnvelope, outcome: Outcome) -> None:
+    name, task_id = envelope.name, envelope.id
+    if outcome.state == states.SUCCESS:
+        if logger.isEnabledFor(logging.INFO):
+            value = _short_repr(outcome.retval, task.resultrepr_maxsize)
+            logger.info("Task %s[%s] succeeded in %.6fs: %s", name, task_id, outcome.runtime, value)
+    elif outcome.state == states.RETRY:
+        logger.info("Task %s[%s] retry: %s", name, task_id, outcome.retval)
+    elif outcome.state == states.FAILURE:
+        if outcome.expected:
+            logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.retval)
+        else:
+            logger.error(
+                "Task %s[%s] raised unexpected: %r\n%s",
+                name,
+                task_id,
+                outcome.retval,
+                (outcome.traceback or "").rstrip(),
+            )
+    elif outcome.state == states.IGNORED:
+        logger.info("Task %s[%s] ignored", name, task_id)
+    elif outcome.state == states.REJECTED:
+        logger.warning("Task %s[%s] rejected: %r", name, task_id, outcome.retval)
+
+
+def _short_repr(value: Any, limit: int) -> str:
+    from celeriac.protocol import saferepr
+
+    return saferepr(value, limit)

@@ -1,0 +1,32 @@
+"""The solo pool: jobs run one at a time, in the consumer's own thread."""
+
+from __future__ import annotations
+
+import logging
+
+from celeriac.worker.pools.base import Job, Pool
+
+__all__ = ["SoloPool"]
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class SoloPool(Pool):
+    """Runs each job inline when submitted (concurrency is always 1)."""
+
+    name = "solo"
+
+    def __init__(self, concurrency: int = 1) -> None:
+        super().__init__(1)
+
+    def start(self) -> None:
+        """Nothing to start: jobs run in the caller's thread."""
+
+    def submit(self, job: Job) -> None:
+        try:
+            job()
+        except Exception:  # the job reports its own errors; this is a last resort
+            logger.exception("Job crashed in the solo pool")
+
+    def stop(self, *, wait: bool) -> None:
+        """Nothing to stop: a job in progress finishes before submit() returns."""

@@ -1,0 +1,133 @@
+"""Settling: storing results and acking/rejecting messages, batched on one thread.
+
+Pool threads hand over what must be written; this thread writes everything that piled up
+since its last round in one backend call and one broker call per kind. Under load that turns
+thousands of small writes into a few large ones; when idle, a single item is written at once.
+Results of a round are written before its acks, so with ``acks_late`` a message is never
+acked before its result is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac.backends.base import ResultBackend, StoreRequest
+from celeriac.brokers.base import Broker, Delivery
+
+__all__ = ["Settler"]
+
+logger = logging.getLogger("celeriac.worker")
+
+#: The most operations written in one round.
+MAX_BATCH = 1000
+#: Pauses between attempts when the broker or backend refuses a write.
+RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0)
+
+
+@dataclass(slots=True)
+class _Op:
+    kind: str  # 'store' | 'ack' | 'reject' | 'requeue' | 'dead' | 'stop'
+    delivery: Delivery | None = None
+    store: StoreRequest | None = None
+    reason: str = ""
+    done: Callable[[], None] | None = None
+
+
+class Settler:
+    """Writes results and settles messages for a worker, in batches, on its own thread."""
+
+    def __init__(self, broker: Broker, backend: ResultBackend | None) -> None:
+        self._broker = broker
+        self._backend = backend
+        self._ops: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="Settler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # --- what pool threads call --------------------------------------------------------------
+
+    def store(self, request: StoreRequest) -> None:
+        if self._backend is not None:
+            self._ops.put(_Op("store", store=request))
+
+    def ack(self, delivery: Delivery, done: Callable[[], None] | None = None) -> None:
+        self._ops.put(_Op("ack", delivery, done=done))
+
+    def reject(
+        self, delivery: Delivery, *, requeue: bool, done: Callable[[], None] | None = None
+    ) -> None:
+        self._ops.put(_Op("requeue" if requeue else "reject", delivery, done=done))
+
+    def dead_letter(
+        self, delivery: Delivery, reason: str, done: Callable[[], None] | None = None
+    ) -> None:
+        self._ops.put(_Op("dead", delivery, reason=reason, done=done))
+
+    def stop(self) -> None:
+        """Write everything handed over so far, then end the thread."""
+        self._ops.put(_Op("stop"))
+        self._thread.join()
+
+    # --- the thread --------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self._ops.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._ops.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+            if any(op.kind == "stop" for op in batch):
+                return
+
+    def _write(self, batch: Sequence[_Op]) -> None:
+        stores = [op.store for op in batch if op.kind == "store" and op.store is not None]
+        if stores and self._backend is not None:
+            backend = self._backend
+            _persist("store results", lambda: backend.store_results(stores))
+        self._settle(batch, "ack", lambda ds: self._broker.ack(ds))
+        self._settle(batch, "reject", lambda ds: self._broker.reject(ds, requeue=False))
+        self._settle(batch, "requeue", lambda ds: self._broker.reject(ds, requeue=True))
+        for op in batch:
+            if op.kind == "dead" and op.delivery is not None:
+                self._dead_letter(op.delivery, op.reason)
+        for op in batch:
+            if op.done is not None:
+                op.done()
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        _persist("dead-letter", lambda: self._broker.dead_letter(delivery, reason))
+
+    def _settle(
+        self, batch: Sequence[_Op], kind: str, write: Callable[[list[Delivery]], None]
+    ) -> None:
+        deliveries = [op.delivery for op in batch if op.kind == kind and op.delivery is not None]
+        if deliveries:
+            _persist(kind, lambda: write(deliveries))
+
+
+def _persist(what: str, write: Callable[[], Any]) -> None:
+    """Run a write, retrying with pauses; after the last try, log and go on.
+
+    A message whose ack could not be written comes back when its lease lapses, so it is
+    redelivered rather than lost.
+    """
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if delay is None:
+                logger.error("Could not %s, giving up on this batch: %r", what, exc)
+                return
+            logger.warning("Could not %s (%r); retrying in %ss", what, exc, delay)
+            time.sleep(delay)

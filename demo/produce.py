@@ -1,0 +1,12 @@
+"""The demo's producer: sends tasks to the worker and prints their results."""
+
+import time
+
+from tasks import add, multiply
+
+started = time.perf_counter()
+results = [add.delay(i, i) for i in range(10)] + [multiply.delay(i, 3) for i in range(10)]
+for result in results:
+    print(f"{result.id}  {result.get(timeout=10)}")
+elapsed = time.perf_counter() - started
+print(f"{len(results)} tasks sent and their results read in {elapsed * 1000:.0f} ms")
