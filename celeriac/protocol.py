@@ -16,29 +16,14 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from reprlib import Repr
 from typing import Any
 
 from celeriac import serialization
 from celeriac.exceptions import DecodeError
 from celeriac.message import Message
+from celeriac.utils.saferepr import saferepr
 
 __all__ = ["TaskEnvelope", "build_task_message", "parse_task", "saferepr"]
-
-_REPR = Repr()
-_REPR.maxstring = 1024
-_REPR.maxother = 1024
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 64
-_REPR.maxlevel = 6
-
-
-def saferepr(value: Any, maxsize: int = 1024) -> str:
-    """A repr that never raises and is at most ``maxsize`` characters (for headers and logs)."""
-    try:
-        text = _REPR.repr(value)
-    except Exception as exc:  # a user's __repr__ may raise; the message must still go out
-        text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
-    return text if len(text) <= maxsize else text[: maxsize - 3] + "..."
 
 
 def anon_nodename() -> str:
@@ -53,18 +38,16 @@ def thread_oid() -> str:
 
 
 def _isoformat(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.isoformat()
+    # Naive times go out naive, as Celery sends them (its workers read them in their
+    # timezone setting); the app itself always passes aware UTC times.
+    return value.isoformat() if value is not None else None
 
 
 def build_task_message(
     *,
     name: str,
     task_id: str,
-    args: Sequence[Any] = (),
+    args: Sequence[Any] | None = (),
     kwargs: Mapping[str, Any] | None = None,
     serializer: str = "json",
     compression: str | None = None,
@@ -97,6 +80,7 @@ def build_task_message(
         TypeError: ``args`` is not a list/tuple or ``kwargs`` not a mapping.
         EncodeError: the arguments cannot be serialized (raised here, in the caller).
     """
+    args = args or ()  # Celery takes any empty args as (): argsrepr '()'
     if not isinstance(args, (list, tuple)):
         raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
     kwargs = {} if kwargs is None else kwargs
@@ -140,7 +124,8 @@ def build_task_message(
         properties["priority"] = priority
     if expires is not None:
         current = now or dt.datetime.now(dt.timezone.utc)
-        seconds = (expires - current).total_seconds() if expires.tzinfo else 0.0
+        aware = expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)
+        seconds = (aware - current).total_seconds()
         properties["expiration"] = str(int(max(seconds, 0.0) * 1000))
     return Message(body, message_headers, properties, content_type, content_encoding)
 

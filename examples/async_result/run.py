@@ -3,8 +3,9 @@
 import sys
 import time
 
-from celeriac.result import AsyncResult
 from tasks import add, app, div
+
+from celeriac.result import AsyncResult
 
 task_id = add.delay(4, 5).id
 print("task id:", task_id)
