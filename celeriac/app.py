@@ -534,11 +534,10 @@ def shared_task(*args: Any, **options: Any) -> Any:
         with _shared_lock:
             _shared_tasks.append(make)
             apps = list(_all_apps)
-        tasks = [make(app) for app in apps]
-        if not tasks:
-            tasks = [make(_context.get_current_app())]
-        name = tasks[0].name
-        return _context.Proxy(lambda: _context.get_current_app().tasks[name])  # type: ignore[return-value]
+        for app in apps:
+            make(app)
+        # Resolved at each use, so the task follows the current app (and its naming).
+        return _context.Proxy(lambda: make(_context.get_current_app()))  # type: ignore[return-value]
 
     if args and callable(args[0]) and len(args) == 1 and not options:
         return decorate(args[0])

@@ -256,8 +256,8 @@ class EagerResult(AsyncResult[R]):
         on_message: Callable[..., Any] | None = None,
         on_interval: Callable[[], Any] | None = None,
         disable_sync_subtasks: bool = True,
-        EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,  # noqa: N803
-        PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,  # noqa: N803
+        EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,
+        PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,
     ) -> R:
         """The value the task returned here (its exception is raised with ``propagate``)."""
         value: R = self._value_of(self._get_task_meta(), propagate, PROPAGATE_STATES)

@@ -35,7 +35,7 @@ from celeriac.exceptions import (
 )
 from celeriac.serialization import codec_for, dumps, loads, normalize_accept
 
-__all__ = ["RecordWrite", "ResultBackend", "StoreRequest", "StoredRecord"]
+__all__ = ["RecordWrite", "ResultBackend", "StoreRequest", "StoredRecord", "replaces"]
 
 logger = logging.getLogger(__name__)
 
@@ -500,6 +500,20 @@ class ResultBackend(abc.ABC):
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def replaces(stored: str, new: str) -> bool:
+    """Whether a record in state ``new`` may replace a live one in state ``stored``.
+
+    SUCCESS is final. FAILURE and REVOKED give way only to another finished state, so a
+    late RETRY or STARTED write (a retried task's next attempt can finish before the
+    previous attempt's RETRY is written) never hides how the task ended.
+    """
+    if stored == states.SUCCESS:
+        return False
+    if stored in states.READY_STATES:
+        return new in states.READY_STATES
+    return True
 
 
 def pending_meta(task_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from celeriac import states
-from celeriac.backends.base import RecordWrite, ResultBackend, StoredRecord
+from celeriac.backends.base import RecordWrite, ResultBackend, StoredRecord, replaces
 
 __all__ = ["MemoryBackend"]
 
@@ -87,8 +87,8 @@ class MemoryBackend(ResultBackend):
         with shared.changed:
             for item in items:
                 current = shared.results.get(item.task_id)
-                if current and current.state == states.SUCCESS and current.live(now):
-                    continue  # a SUCCESS is final
+                if current and current.live(now) and not replaces(current.state, item.state):
+                    continue
                 record = StoredRecord(item.payload, item.content_type, item.content_encoding)
                 shared.results[item.task_id] = _Entry(item.state, record, item.expires_at)
             shared.bump()

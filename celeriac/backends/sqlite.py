@@ -48,7 +48,9 @@ CREATE INDEX IF NOT EXISTS result_groups_expires_at ON result_groups (expires_at
 """
 
 # Params: ?1 task_id, ?2 status, ?3 payload, ?4 content_type, ?5 content_encoding,
-# ?6 date_done, ?7 expires_at, ?8 now. A live SUCCESS row is left untouched.
+# ?6 date_done, ?7 expires_at, ?8 now. A live SUCCESS row is left untouched, and a live
+# FAILURE/REVOKED row is only replaced by another finished state: a late RETRY or STARTED
+# write (a retried task's next attempt may finish first) must not hide the final state.
 STORE_RESULT = """
 -- results: writes every column; reads status, expires_at of an existing row
 INSERT INTO results (task_id, status, payload, content_type, content_encoding, date_done,
@@ -61,7 +63,10 @@ ON CONFLICT (task_id) DO UPDATE SET
     content_encoding = excluded.content_encoding,
     date_done = excluded.date_done,
     expires_at = excluded.expires_at
-WHERE results.status != 'SUCCESS' OR results.expires_at <= ?8
+WHERE results.expires_at <= ?8
+   OR (results.status != 'SUCCESS'
+       AND (results.status NOT IN ('FAILURE', 'REVOKED')
+            OR excluded.status IN ('SUCCESS', 'FAILURE', 'REVOKED')))
 """
 
 LOAD_RESULTS = """

@@ -110,7 +110,6 @@ class Broker(abc.ABC):
 
     # --- consuming -------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Delivery]:
         """Claim up to ``limit`` ready messages from ``queues``.
 
@@ -118,7 +117,22 @@ class Broker(abc.ABC):
         publication order. Blocks up to ``timeout`` seconds while nothing is ready and
         returns an empty list if nothing became ready. Claiming and recording the lease
         is one atomic step: a message is never claimed twice at once.
+
+        Raises:
+            TypeError: ``queues`` is a single string rather than a sequence of names.
+            ValueError: no queue, or ``limit`` below 1.
         """
+        if isinstance(queues, str):
+            raise TypeError(f"claim() takes a sequence of queue names, not the string {queues!r}")
+        if not queues:
+            raise ValueError("claim() needs at least one queue")
+        if limit < 1:
+            raise ValueError(f"claim() limit must be at least 1, not {limit}")
+        return self._claim(list(dict.fromkeys(queues)), limit, timeout)
+
+    @abc.abstractmethod
+    def _claim(self, queues: list[str], limit: int, timeout: float) -> list[Delivery]:
+        """:meth:`claim` after its arguments were checked (``queues`` without repeats)."""
 
     @abc.abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -147,6 +161,13 @@ class Broker(abc.ABC):
         """Put dead letters (all, or those with ``ids``) back on their queues; returns how many."""
 
     # --- administration --------------------------------------------------------------------
+
+    def connect(self) -> None:  # noqa: B027 - brokers without a start-up check keep it empty
+        """Check that the broker is reachable and writable (the worker calls this at start).
+
+        Raises:
+            OperationalError: it is not, with a message naming the broker and the cause.
+        """
 
     @abc.abstractmethod
     def purge(self, queue: str) -> int:

@@ -228,9 +228,8 @@ class MemoryBroker(Broker):
 
     # --- consuming -------------------------------------------------------------------------
 
-    def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Delivery]:
+    def _claim(self, queues: list[str], limit: int, timeout: float) -> list[Delivery]:
         """Lease up to ``limit`` ready messages; wait on the condition while none is ready."""
-        queues = _checked_queues(queues, limit)
         state = self._state
         deadline = time.monotonic() + timeout
         with state.cond:
@@ -344,14 +343,3 @@ class MemoryBroker(Broker):
                 if remaining <= 0:
                     raise TimeoutError(f"Queue {queue!r} still busy after {timeout}s")
                 state.cond.wait(min(remaining, MAX_WAIT))
-
-
-def _checked_queues(queues: Sequence[str], limit: int) -> list[str]:
-    """The queue names without repeats, after checking the claim's arguments."""
-    if isinstance(queues, str):
-        raise TypeError(f"claim() takes a sequence of queue names, not the string {queues!r}")
-    if not queues:
-        raise ValueError("claim() needs at least one queue")
-    if limit < 1:
-        raise ValueError(f"claim() limit must be at least 1, not {limit}")
-    return list(dict.fromkeys(queues))

@@ -233,6 +233,9 @@ _PURGE_SCHEDULED = """
 DELETE FROM scheduled WHERE queue = ?
 """
 
+# Writes nothing (no row matches) yet fails on a read-only or locked file: a write probe.
+_TOUCH = "DELETE FROM messages WHERE 0"
+
 _SIZE = """
 -- messages.queue, lease_until; scheduled.queue: ready plus delayed rows of a queue.
 -- args: queue, queue
@@ -297,9 +300,8 @@ class SQLiteBroker(Broker):
 
     # --- consuming -------------------------------------------------------------------------
 
-    def claim(self, queues: Sequence[str], *, limit: int, timeout: float) -> list[Delivery]:
+    def _claim(self, queues: list[str], limit: int, timeout: float) -> list[Delivery]:
         """Lease up to ``limit`` messages; while none is ready, wait without a transaction."""
-        queues = _checked_queues(queues, limit)
         deadline = time.monotonic() + timeout
         while True:
             deliveries = self._claim_now(queues, limit)
@@ -480,6 +482,11 @@ class SQLiteBroker(Broker):
 
         return self._db.write("purge a queue", work)
 
+    def connect(self) -> None:
+        """Open the file and try a write: a locked or read-only file fails now, not later."""
+        # A statement that writes nothing still needs write access (BEGIN alone does not).
+        self._db.write("check write access", lambda conn: conn.execute(_TOUCH))
+
     def size(self, queue: str) -> int:
         """Ready plus delayed messages of ``queue``."""
         row = self._db.read(
@@ -519,14 +526,3 @@ def _held(tag: str) -> tuple[int, str]:
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
-
-
-def _checked_queues(queues: Sequence[str], limit: int) -> list[str]:
-    """The queue names without repeats, after checking the claim's arguments."""
-    if isinstance(queues, str):
-        raise TypeError(f"claim() takes a sequence of queue names, not the string {queues!r}")
-    if not queues:
-        raise ValueError("claim() needs at least one queue")
-    if limit < 1:
-        raise ValueError(f"claim() limit must be at least 1, not {limit}")
-    return list(dict.fromkeys(queues))

@@ -49,15 +49,32 @@ def list_dead(obj: Any, limit: int) -> None:
         click.echo("  ".join([*cells, row[-1]]))
 
 
+#: The most dead letters looked through to match task ids.
+_SCAN_LIMIT = 100_000
+
+
+def _entry_ids(broker: Any, wanted: tuple[str, ...]) -> list[str]:
+    """Entry ids for the given entry or task ids; an id that matches nothing is an error."""
+    letters = broker.dead_letters(limit=_SCAN_LIMIT)
+    found = [letter for letter in letters if letter.id in wanted or letter.message.id in wanted]
+    known = {letter.id for letter in found} | {letter.message.id for letter in found}
+    missing = [name for name in wanted if name not in known]
+    if missing:
+        raise click.ClickException(f"No dead letter with id {', '.join(missing)}")
+    return [letter.id for letter in found]
+
+
 @dead.command("requeue")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Requeue every dead letter.")
 @click.pass_obj
 def requeue(obj: Any, ids: tuple[str, ...], all_: bool) -> None:
-    """Put dead letters (by ID, or --all) back on their queues."""
+    """Put dead letters back on their queues: by entry ID or task id, or --all."""
     if not ids and not all_:
         raise click.UsageError(
-            "Name the dead letters to requeue (IDs from `celeriac dead list`) or pass --all."
+            "Name the dead letters to requeue (entry IDs or task ids from `celeriac dead list`) "
+            "or pass --all."
         )
-    count = obj.app.broker.requeue_dead_letters(None if all_ else list(ids))
+    broker = obj.app.broker
+    count = broker.requeue_dead_letters(None if all_ else _entry_ids(broker, ids))
     click.echo(f"Requeued {count} message{'s' if count != 1 else ''}.")

@@ -304,6 +304,19 @@ class BackendConformance:
         backend_factory().store_result(task_id, RuntimeError("dup"), states.FAILURE)
         assert backend.get_task_meta(task_id)["status"] == "SUCCESS"
 
+    def test_finished_state_is_not_replaced_by_an_unfinished_one(
+        self, backend: ResultBackend
+    ) -> None:
+        task_id = _new_id()
+        backend.store_result(task_id, ValueError("final"), states.FAILURE)
+        backend.store_result(task_id, ValueError("late retry"), states.RETRY)
+        backend.store_result(task_id, {"pid": 1}, states.STARTED)
+        backend.store_result(task_id, {"done": 1}, "PROGRESS")
+        meta = backend.get_task_meta(task_id)
+        assert meta["status"] == states.FAILURE and meta["result"].args == ("final",)
+        backend.store_result(task_id, "requeued and ran", states.SUCCESS)
+        assert backend.get_task_meta(task_id)["status"] == states.SUCCESS
+
     def test_started_is_overwritten_by_success(self, backend: ResultBackend) -> None:
         task_id = _new_id()
         backend.store_result(task_id, {"pid": 1, "hostname": "w1"}, states.STARTED)

@@ -149,9 +149,9 @@ class Consumer:
         task = self.app.tasks.get(envelope.name)
         if task is None:
             logger.error(
-                "Received unregistered task of type %r.\nThe message has been kept in the "
-                "dead-letter store (id %s); deploy the task and requeue it with "
-                "`celeriac dead requeue`.",
+                "Received unregistered task of type %r.\nThe message (task id %s) has been "
+                "kept in the dead-letter store: deploy the task, then requeue it with "
+                "`celeriac dead requeue <task id>` (see `celeriac dead list`).",
                 envelope.name,
                 envelope.id,
             )

@@ -91,10 +91,10 @@ class Worker:
         self.app._worker_hostname = self.hostname  # type: ignore[attr-defined]
         self.app.loader_import_modules()
         broker = self.app.broker
-        for queue in self.queues:
-            broker.size(queue)  # fails fast, with a clear error, if the broker is unusable
+        broker.connect()  # fails fast, with a clear error, if the broker is unusable
         backend = self.app.backend if self.app.result_backend_url else None
         print(self.banner(), file=sys.stdout, flush=True)
+        self._warn_about_time_limits()
         self._install_signal_handlers()
         leases = Leases(broker)
         settler = Settler(broker, backend)
@@ -117,6 +117,24 @@ class Worker:
         self.ready.set()
         self._wait_for_stop()
         self._warm_shutdown(consumer_thread, settler, leases)
+
+    def _warn_about_time_limits(self) -> None:
+        """Say so when time limits are configured: these pools cannot enforce them."""
+        conf = self.app.conf
+        limited = sorted(
+            name
+            for name, task in self.app.tasks.regular().items()
+            if task.time_limit is not None or task.soft_time_limit is not None
+        )
+        if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
+            limited = ["all tasks (task_time_limit / task_soft_time_limit)"]
+        if limited:
+            logger.warning(
+                "Time limits are set for %s, but the %s pool cannot enforce them (as in "
+                "Celery, only process pools can): tasks will run to completion.",
+                ", ".join(limited),
+                self.pool_name,
+            )
 
     def _wait_for_stop(self) -> None:
         while not self._stop.wait(0.5):

@@ -39,4 +39,4 @@ def always_fails(self):
         raise ConnectionError("service down for good")
     except ConnectionError as exc:
         # After max_retries, retry() raises exc: the task fails with it.
-        raise self.retry(exc=exc, countdown=0)
+        raise self.retry(exc=exc, countdown=1)

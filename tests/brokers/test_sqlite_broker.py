@@ -217,7 +217,8 @@ def test_many_delayed_messages_cost_no_claim_time(broker: SQLiteBroker) -> None:
     started = time.perf_counter()
     assert numbers(broker.claim(["delayed"], limit=10, timeout=0)) == [-1]
     assert broker.claim(["delayed"], limit=10, timeout=0) == []
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.25  # about 1 ms; generous for a loaded machine
+    assert count_rows(broker, "scheduled") == 5000  # the claims did not touch them
 
 
 def test_due_messages_move_in_bounded_batches(broker: SQLiteBroker) -> None:

@@ -123,7 +123,9 @@ def test_unknown_task_is_dead_lettered_and_requeued_after_deploy(project: Path) 
     assert state.strip() == "FAILURE"
     with open(project / "tasks.py", "a") as handle:  # deploy the task
         handle.write("\n@app.task\ndef resize(n):\n    return n * 2\n")
-    requeue = run_cli(["-A", "tasks", "dead", "requeue", "--all"], project)
+    unknown = run_cli(["-A", "tasks", "dead", "requeue", "no-such-id"], project)
+    assert unknown.returncode != 0 and "No dead letter with id no-such-id" in unknown.stderr
+    requeue = run_cli(["-A", "tasks", "dead", "requeue", task_id], project)
     assert requeue.stdout.strip() == "Requeued 1 message."
     _python(project, f"from tasks import app; app.AsyncResult({task_id!r}).forget()")
     with WorkerProcess("tasks", project):
@@ -132,6 +134,24 @@ def test_unknown_task_is_dead_lettered_and_requeued_after_deploy(project: Path) 
         )
     assert value.strip() == "6"
     assert "No dead letters." in run_cli(["-A", "tasks", "dead", "list"], project).stdout
+
+
+def test_time_limits_the_pool_cannot_enforce_are_announced(project: Path) -> None:
+    write_module(
+        project,
+        "limited",
+        """
+        from celeriac import Celery
+        app = Celery("limited")
+
+        @app.task(time_limit=30)
+        def slow():
+            return 1
+    """,
+    )
+    with WorkerProcess("limited", project) as worker:
+        worker.wait_for_output("Time limits are set for limited.slow")
+    assert "cannot enforce them" in worker.output
 
 
 def test_bad_broker_url_is_a_clear_error_at_start(project: Path) -> None:
