@@ -35,9 +35,24 @@ def noop():
 def start_worker(workdir: Path, concurrency: int) -> tuple[subprocess.Popen[str], float]:
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celeriac", "-A", "benchtasks", "worker", "-l", os.environ.get("BENCH_LOGLEVEL", "warning"),
-         "-P", "threads", "-c", str(concurrency)],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celeriac",
+            "-A",
+            "benchtasks",
+            "worker",
+            "-l",
+            os.environ.get("BENCH_LOGLEVEL", "warning"),
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+        ],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # the banner ends with the task list, printed just before ready
@@ -88,7 +103,10 @@ def main() -> None:
     print(f"tasks:            {options.tasks}")
     print(f"enqueue:          {options.tasks / enqueue:,.0f} tasks/s")
     print(f"worker start-up:  {startup * 1000:.0f} ms")
-    print(f"drain (-c {options.concurrency}):     {options.tasks / drain:,.0f} tasks/s (results stored)")
+    print(
+        f"drain (-c {options.concurrency}):     {options.tasks / drain:,.0f} tasks/s",
+        "(results stored)",
+    )
     print(f"round trip:       p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms")
 
 
