@@ -400,6 +400,7 @@ class ResultBackend(abc.ABC):
             TimeoutError: ``timeout`` seconds passed first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._begin_wait()
         while True:
             token = self._change_token()
             meta = self.get_task_meta(task_id)
@@ -489,6 +490,9 @@ class ResultBackend(abc.ABC):
     @abc.abstractmethod
     def _cleanup(self, now: float) -> int:
         """Delete records whose ``expires_at`` is at or before ``now``; returns how many."""
+
+    def _begin_wait(self) -> None:  # noqa: B027 - only polling backends need it
+        """A caller starts waiting for a result: a polling backend may speed up."""
 
     @abc.abstractmethod
     def _change_token(self) -> int:

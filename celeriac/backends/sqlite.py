@@ -196,5 +196,8 @@ class SQLiteBackend(ResultBackend):
     def _change_token(self) -> int:
         return self._file.data_version()
 
+    def _begin_wait(self) -> None:
+        self._file.mark_active()
+
     def _wait_change(self, token: int, timeout: float) -> None:
         self._file.wait_for_change(token, timeout)

@@ -329,6 +329,7 @@ class SQLiteBroker(Broker):
         rows = self._db.write("claim messages", work)
         if not rows:
             return []
+        self._db.mark_active()  # busy: look for the next message without delay
         # RETURNING gives no order guarantee; the contract is (priority, publication order).
         rows.sort(key=_CLAIM_ORDER)
         return [

@@ -28,9 +28,16 @@ T = TypeVar("T")
 
 #: How long a writer waits for another process's lock before the call fails (seconds).
 BUSY_TIMEOUT = 10.0
-#: The slowest an idle waiter polls for changes: bounds the wake-up latency of consumers
-#: and of ``AsyncResult.get()`` (one ``PRAGMA data_version`` read costs a few microseconds).
-MAX_POLL_DELAY = 0.004
+#: Poll delays while waiting for another process's commit, by how long the file has been
+#: quiet: fast right after activity (round trips stay sub-millisecond), slower once idle so
+#: an idle worker costs well under 1% of a core, and never slower than MAX_POLL_DELAY, which
+#: bounds how late an idle consumer sees a new message.
+FAST_POLL_DELAY = 0.0005
+WARM_POLL_DELAY = 0.002
+MAX_POLL_DELAY = 0.02
+#: How long after activity each speed lasts (seconds).
+FAST_WINDOW = 0.1
+WARM_WINDOW = 1.0
 
 
 def path_from_url(url: str) -> str:
@@ -69,6 +76,7 @@ class SQLiteFile:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._pid = os.getpid()
+        self._active_at = 0.0
 
     # --- connections -----------------------------------------------------------------------
 
@@ -146,22 +154,35 @@ class SQLiteFile:
             row = self.connection().execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    def mark_active(self) -> None:
+        """Note that a change is expected soon (a result is awaited): poll fast for a while."""
+        self._active_at = time.monotonic()
+
     def wait_for_change(self, since: int, timeout: float) -> int:
         """Block until another connection commits (or ``timeout`` passes); returns the version.
 
-        Polls quickly at first (sub-millisecond wake-ups under load) and more slowly
-        while the file stays idle, never slower than every ``MAX_POLL_DELAY`` seconds.
+        Polls quickly while the file is busy or a change is expected, and more slowly once
+        it has been quiet for a while, never slower than every ``MAX_POLL_DELAY`` seconds.
         """
         deadline = time.monotonic() + timeout
-        delay = 0.0005
-        version = since
         while True:
             version = self.data_version()
-            remaining = deadline - time.monotonic()
-            if version != since or remaining <= 0:
+            now = time.monotonic()
+            if version != since:
+                self._active_at = now
                 return version
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 1.25, MAX_POLL_DELAY)
+            remaining = deadline - now
+            if remaining <= 0:
+                return version
+            time.sleep(min(self._poll_delay(now), remaining))
+
+    def _poll_delay(self, now: float) -> float:
+        quiet = now - self._active_at
+        if quiet < FAST_WINDOW:
+            return FAST_POLL_DELAY
+        if quiet < WARM_WINDOW:
+            return WARM_POLL_DELAY
+        return MAX_POLL_DELAY
 
     # --- errors ----------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ logger = logging.getLogger("celeriac.worker")
 #: An ETA closer than this is run now rather than sent back to wait.
 ETA_TOLERANCE = dt.timedelta(milliseconds=5)
 #: How long one claim call may block (the stop flag is checked between calls).
-CLAIM_TIMEOUT = 0.1
+CLAIM_TIMEOUT = 0.25
 #: The claim window when ``worker_prefetch_multiplier`` is 0 (unlimited in Celery).
 UNLIMITED_PREFETCH = 1000
 
