@@ -14,9 +14,9 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from celeriac import _context, protocol
+from celeriac import _context, protocol, signals
 from celeriac.brokers import broker_for_url
 from celeriac.config import Settings, load_object_settings, resolve_config_source
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered
@@ -248,12 +248,23 @@ class Celery:
     def task(
         self,
         *,
+        bind: Literal[True],
         name: str | None = None,
-        bind: bool = False,
         base: type[Task[Any, Any]] | None = None,
         shared: bool = True,
         **options: Any,
-    ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        bind: Literal[False] = False,
+        name: str | None = None,
+        base: type[Task[Any, Any]] | None = None,
+        shared: bool = True,
+        **options: Any,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, *args: Any, **options: Any) -> Any:
         """Register a function as a task (``@app.task`` or ``@app.task(name=..., bind=True)``)."""
@@ -301,6 +312,7 @@ class Celery:
     def loader_import_modules(self) -> list[str]:
         """Import ``imports`` and ``include`` (what the worker does at start); returns them."""
         names = [*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())]
+        signals.import_modules.send(sender=self)
         for module_name in names:
             importlib.import_module(module_name)
         return names
@@ -378,8 +390,41 @@ class Celery:
             ),
             now=now,
         )
-        self.broker.publish(call["queue"], message, eta=eta.timestamp() if eta else None)
+        self._publish(name, call["queue"], message, eta, args, kwargs, options)
         return AsyncResult(task_id, app=self, task_name=name)
+
+    def _publish(
+        self,
+        name: str,
+        queue: str,
+        message: Any,
+        eta: dt.datetime | None,
+        args: Any,
+        kwargs: Any,
+        options: Mapping[str, Any],
+    ) -> None:
+        """Publish with the before/after_task_publish signals around it (headers editable)."""
+        body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (
+            list(args or ()),
+            dict(kwargs or {}),
+            {},
+        )
+        if signals.before_task_publish.has_receivers():
+            signals.before_task_publish.send(
+                sender=name,
+                body=body,
+                exchange="",
+                routing_key=queue,
+                headers=message.headers,
+                properties=message.properties,
+                declare=[],
+                retry_policy=options.get("retry_policy"),
+            )
+        self.broker.publish(queue, message, eta=eta.timestamp() if eta else None)
+        if signals.after_task_publish.has_receivers():
+            signals.after_task_publish.send(
+                sender=name, body=body, exchange="", routing_key=queue, headers=message.headers
+            )
 
     def _call_options(
         self,
@@ -518,7 +563,15 @@ def shared_task(fun: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def shared_task(**options: Any) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+def shared_task(
+    *, bind: Literal[True], **options: Any
+) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+
+
+@overload
+def shared_task(
+    *, bind: Literal[False] = False, **options: Any
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

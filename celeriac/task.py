@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac import states
 from celeriac._context import pop_task, push_task
-from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.exceptions import MaxRetriesExceededError, Reject, Retry
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -205,7 +205,10 @@ class Task(Generic[P, R]):
         check_call_options(options)
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, task_id=task_id, **options)
-        return self.app.send_task(self.name, args, kwargs, task_id=task_id, _task=self, **options)
+        result = self.app.send_task(self.name, args, kwargs, task_id=task_id, _task=self, **options)
+        if type(self).AsyncResult is not Task.AsyncResult:
+            return self.AsyncResult(result.id)  # a base class with its own result handle
+        return result
 
     def apply(
         self,
@@ -260,6 +263,25 @@ class Task(Generic[P, R]):
                 raise eager_retry
             return eager_retry
         check_call_options(options)
+        try:
+            self._send_retry(request, args, kwargs, countdown, eta, options)
+        except Exception as send_error:
+            # The next attempt could not be sent: drop the message rather than loop (Celery).
+            raise Reject(send_error, requeue=False) from send_error
+        retry = Retry(exc=exc, when=when)
+        if throw:
+            raise retry
+        return retry
+
+    def _send_retry(
+        self,
+        request: Context,
+        args: Sequence[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        countdown: float | None,
+        eta: dt.datetime | None,
+        options: Mapping[str, Any],
+    ) -> None:
         self.app.send_task(
             self.name,
             request.args if args is None else args,
@@ -276,10 +298,6 @@ class Task(Generic[P, R]):
             _task=self,
             **options,
         )
-        retry = Retry(exc=exc, when=when)
-        if throw:
-            raise retry
-        return retry
 
     # --- results -----------------------------------------------------------------------------
 

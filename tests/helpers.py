@@ -69,11 +69,13 @@ class WorkerProcess:
         loglevel: str = "INFO",
         env: dict[str, str] | None = None,
         ready_timeout: float = 20.0,
+        ready_marker: str = " ready.",
     ) -> None:
         self.cmd = [sys.executable, "-m", "celeriac", "-A", app, "worker", "-l", loglevel, *args]
         self.cwd = cwd
         self.env = _env(env)
         self.ready_timeout = ready_timeout
+        self.ready_marker = ready_marker
         self.proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()
@@ -109,7 +111,7 @@ class WorkerProcess:
         assert self.proc is not None and self.proc.stdout is not None
         for line in self.proc.stdout:
             self._lines.append(line)
-            if " ready." in line:
+            if self.ready_marker in line:
                 self._ready.set()
 
     def wait_for_output(self, text: str, timeout: float = 10.0) -> None:

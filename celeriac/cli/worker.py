@@ -6,7 +6,7 @@ import os
 
 import click
 
-from celeriac.utils.log import setup_logging
+from celeriac.utils.log import configure_worker_logging
 from celeriac.worker.worker import Worker, WorkerOptions
 
 __all__ = ["worker"]
@@ -69,13 +69,7 @@ def worker(
     """Start a worker: consume tasks from the broker and run them."""
     app = obj.app  # type: ignore[attr-defined]
     conf = app.conf
-    setup_logging(
-        loglevel,
-        logfile,
-        conf.worker_log_format,
-        conf.worker_task_log_format,
-        hijack_root=bool(conf.worker_hijack_root_logger),
-    )
+    configure_worker_logging(conf, loglevel, logfile)
     options = WorkerOptions(
         concurrency=concurrency,
         pool=pool,
@@ -83,6 +77,7 @@ def worker(
         hostname=hostname,
         prefetch_multiplier=prefetch_multiplier,
         loglevel=loglevel,
+        redirect_stdouts=bool(conf.worker_redirect_stdouts),
     )
     node = Worker(app, options)
     if pidfile:

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+import threading
 from typing import Any
 
 from celeriac._context import get_current_task
@@ -86,3 +88,71 @@ def setup_logging(
 
 def level_name(level: Any) -> str:
     return logging.getLevelName(level) if isinstance(level, int) else str(level).upper()
+
+
+def configure_worker_logging(conf: Any, loglevel: int | str, logfile: str | None) -> None:
+    """Set up logging for a worker, letting ``setup_logging`` receivers take over entirely.
+
+    Sends ``setup_logging`` first: when anything is connected to it, celeriac configures
+    nothing (the receiver owns logging, as in Celery). Then ``after_setup_logger`` and
+    ``after_setup_task_logger`` with the loggers to decorate.
+    """
+    from celeriac import signals
+
+    level = logging.getLevelName(str(loglevel).upper()) if isinstance(loglevel, str) else loglevel
+    common = {"loglevel": level, "logfile": logfile, "colorize": False}
+    if signals.setup_logging.has_receivers():
+        signals.setup_logging.send(sender=None, format=conf.worker_log_format, **common)
+    else:
+        setup_logging(
+            loglevel,
+            logfile,
+            conf.worker_log_format,
+            conf.worker_task_log_format,
+            hijack_root=bool(conf.worker_hijack_root_logger),
+        )
+    signals.after_setup_logger.send(
+        sender=None, logger=logging.getLogger(), format=conf.worker_log_format, **common
+    )
+    signals.after_setup_task_logger.send(
+        sender=None,
+        logger=logging.getLogger(TASK_LOGGER_NAME),
+        format=conf.worker_task_log_format,
+        **common,
+    )
+
+
+class LoggingProxy(io.TextIOBase):
+    """A file object whose complete lines become log records (``print()`` in tasks)."""
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self._logger = logger
+        self._level = level
+        self._buffer = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._buffer += text
+            *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            if line.strip():
+                self._logger.log(self._level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            line, self._buffer = self._buffer, ""
+        if line.strip():
+            self._logger.log(self._level, line)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def redirect_stdouts(level: int | str = logging.WARNING) -> None:
+    """Send what is printed to stdout and stderr to the log (``worker_redirect_stdouts``)."""
+    numeric = logging.getLevelName(str(level).upper()) if isinstance(level, str) else level
+    redirected = logging.getLogger("celeriac.redirected")
+    sys.stdout = LoggingProxy(redirected, numeric)
+    sys.stderr = LoggingProxy(redirected, numeric)

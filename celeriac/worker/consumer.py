@@ -3,19 +3,21 @@
 Per message, in order: parse the headers -> refuse what cannot run (undecodable, refused
 content type, unknown task: FAILURE stored where the id is readable, message dead-lettered)
 -> expired? (REVOKED, acked, never run) -> due later? (handed back to the broker's delay
-store, acked) -> log ``received`` -> pool. The pool job decodes the body, runs the task,
-stores the result and settles the message through the :class:`Settler`.
+store, acked) -> log ``received`` -> over its rate limit? (waits on the timer) -> pool. The
+pool job decodes the body, runs the task, stores the result and settles the message
+through the :class:`Settler`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celeriac import states
+from celeriac import signals, states
 from celeriac.backends.base import StoreRequest
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.exceptions import (
@@ -30,7 +32,9 @@ from celeriac.task import Context
 from celeriac.worker.execution import Outcome, execute
 from celeriac.worker.leases import Leases
 from celeriac.worker.pools.base import Pool
+from celeriac.worker.rate_limits import RateLimiter, parse_rate
 from celeriac.worker.settle import Settler
+from celeriac.worker.timer import Timer
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -60,6 +64,9 @@ class _Policy:
     store_errors_even_if_ignored: bool
     dead_letter: bool
     has_backend: bool
+    track_started: bool
+    rate_limits: bool
+    default_rate: float | None
 
 
 class Consumer:
@@ -90,11 +97,14 @@ class Consumer:
         self._slots = threading.Condition()
         self._stopping = threading.Event()
         self.processed = 0
+        self.timer = Timer()
+        self._rate_limiter = RateLimiter()
 
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
         """Claim and dispatch until :meth:`stop` is called."""
+        self.timer.start()
         while not self._stopping.is_set():
             room = self._wait_for_room()
             if room <= 0:
@@ -113,6 +123,7 @@ class Consumer:
         self._stopping.set()
         with self._slots:
             self._slots.notify_all()
+        self.timer.stop()  # rate-limited messages waiting there give themselves back
 
     def _wait_for_room(self) -> int:
         with self._slots:
@@ -143,11 +154,19 @@ class Consumer:
             envelope = parse_task(delivery.message, accept=self.policy.accept)
             _check_content_type(envelope, self.policy.accept)
         except (DecodeError, ContentDisallowed) as exc:
+            signals.task_rejected.send(sender=self, message=delivery.message, exc=exc)
             self._refuse(delivery, delivery.message.id, None, exc)
             self._finished(delivery)
             return
         task = self.app.tasks.get(envelope.name)
         if task is None:
+            signals.task_unknown.send(
+                sender=self,
+                name=envelope.name,
+                id=envelope.id,
+                message=delivery.message,
+                exc=NotRegistered(envelope.name),
+            )
             logger.error(
                 "Received unregistered task of type %r.\nThe message (task id %s) has been "
                 "kept in the dead-letter store: deploy the task, then requeue it with "
@@ -167,7 +186,29 @@ class Consumer:
             self._finished(delivery)
         else:
             logger.info("Task %s[%s] received", envelope.name, envelope.id)
-            self.pool.submit(lambda: self._run(delivery, envelope, task))
+            if signals.task_received.has_receivers():
+                request = _request_from(envelope, delivery, self.hostname)
+                signals.task_received.send(sender=self, request=request)
+            self._submit(delivery, envelope, task)
+
+    def _submit(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
+        """To the pool now, or later when the task's rate limit says so."""
+        rate = self._rate_of(task)
+        delay = self._rate_limiter.delay_for(task.name, rate) if rate else 0.0
+        if delay > 0:
+            self.timer.call_later(delay, lambda: self._submit_now(delivery, envelope, task))
+        else:
+            self._submit_now(delivery, envelope, task)
+
+    def _submit_now(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
+        self.pool.submit(lambda: self._run(delivery, envelope, task))
+
+    def _rate_of(self, task: Task[Any, Any]) -> float | None:
+        if not self.policy.rate_limits:
+            return None
+        if task.rate_limit is not None:
+            return parse_rate(task.rate_limit)
+        return self.policy.default_rate
 
     def _refuse(
         self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception
@@ -184,10 +225,15 @@ class Consumer:
             self.settler.reject(delivery, requeue=False, done=self._settled(delivery))
 
     def _expire(self, delivery: Delivery, envelope: TaskEnvelope) -> None:
+        """Discarded from its headers alone: the body is never decoded."""
         logger.info("Discarding expired task %s[%s]", envelope.name, envelope.id)
+        request = _request_from(envelope, delivery, self.hostname)
+        task = self.app.tasks.get(envelope.name)
+        signals.task_revoked.send(
+            sender=task, request=request, terminated=False, signum=None, expired=True
+        )
         if self.policy.has_backend:
             exc = TaskRevokedError("expired")
-            request = _request_from(envelope, delivery, self.hostname)
             self.settler.store(StoreRequest(envelope.id, exc, states.REVOKED, None, request))
         self.settler.ack(delivery, done=self._settled(delivery))
 
@@ -227,6 +273,9 @@ class Consumer:
         if not acks_late:
             self.settler.ack(delivery, done=self._settled(delivery))
         request = _request_from(envelope, delivery, self.hostname, args, kwargs, embed)
+        if _first_set(task.track_started, policy.track_started) and policy.has_backend:
+            started = {"pid": os.getpid(), "hostname": self.hostname}
+            self.settler.store(StoreRequest(envelope.id, started, states.STARTED, None, request))
         outcome = execute(task, request, args, kwargs, result_serializer=policy.result_serializer)
         self.processed += 1
         _log_outcome(task, envelope, outcome)
@@ -292,6 +341,9 @@ def _policy_from(app: Celery) -> _Policy:
         store_errors_even_if_ignored=bool(conf.task_store_errors_even_if_ignored),
         dead_letter=bool(conf.worker_dead_letter),
         has_backend=app.result_backend_url is not None,
+        track_started=bool(conf.task_track_started),
+        rate_limits=not conf.worker_disable_rate_limits,
+        default_rate=parse_rate(conf.task_default_rate_limit),
     )
 
 

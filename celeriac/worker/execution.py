@@ -1,9 +1,10 @@
 """Running one task: the single place a task body runs, for workers and for ``apply()``.
 
-The steps, in order: push the request context -> ``before_start`` -> the body -> decide the
-state (SUCCESS, RETRY, FAILURE, IGNORED, REJECTED) -> handlers (``on_success`` /
-``on_retry`` / ``on_failure``, then ``after_return``). What to store and how to settle the
-message is decided by the caller from the returned :class:`Outcome`.
+The steps, in order: push the request context -> ``task_prerun`` -> ``before_start`` -> the
+body -> decide the state (SUCCESS, RETRY, FAILURE, IGNORED, REJECTED) -> handler and signal
+of that state (``on_success`` + ``task_success``, ``on_retry`` + ``task_retry``,
+``on_failure`` + ``task_failure``) -> ``after_return`` -> ``task_postrun``. What to store and
+how to settle the message is decided by the caller from the returned :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-import traceback as traceback_module
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celeriac import serialization, states
+from celeriac import serialization, signals, states
 from celeriac.exceptions import EncodeError, Ignore, Reject, Retry
 from celeriac.task import Context
+from celeriac.utils.einfo import ExceptionInfo
 
 if TYPE_CHECKING:
     from celeriac.result import EagerResult
@@ -48,10 +49,14 @@ class Outcome:
 
     state: str
     retval: Any
-    traceback: str | None
+    einfo: ExceptionInfo | None
     runtime: float
     requeue: bool = False
     expected: bool = False
+
+    @property
+    def traceback(self) -> str | None:
+        return self.einfo.traceback if self.einfo is not None else None
 
 
 def execute(
@@ -68,9 +73,21 @@ def execute(
     into a FAILURE carrying the ``EncodeError`` (so the stored state tells the truth).
     """
     started = time.perf_counter()
+    task_id = request.id or ""
     with task.request_context(request):
+        signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs)
         outcome = _run_body(task, request, args, kwargs, result_serializer)
         _run_handlers(task, request, args, kwargs, outcome)
+        retval = outcome.retval
+        signals.task_postrun.send(
+            sender=task,
+            task_id=task_id,
+            task=task,
+            args=args,
+            kwargs=kwargs,
+            retval=retval,
+            state=outcome.state,
+        )
     outcome.runtime = time.perf_counter() - started
     return outcome
 
@@ -89,7 +106,7 @@ def _run_body(
             _ensure_encodable(retval, result_serializer)
         return Outcome(states.SUCCESS, retval, None, 0.0)
     except Retry as retry:
-        return Outcome(states.RETRY, retry, _format_traceback(retry), 0.0)
+        return Outcome(states.RETRY, retry, ExceptionInfo(retry), 0.0)
     except Ignore as ignore:
         return Outcome(states.IGNORED, ignore, None, 0.0)
     except Reject as reject:
@@ -109,13 +126,13 @@ def _failure_or_autoretry(task: Task[Any, Any], request: Context, exc: Exception
         try:
             task.retry(exc=exc, countdown=_retry_countdown(task, request), **_retry_options(task))
         except Retry as retry:
-            return Outcome(states.RETRY, retry, _format_traceback(exc), 0.0)
+            return Outcome(states.RETRY, retry, ExceptionInfo(exc), 0.0)
         except Exception as final:  # max retries exceeded: the original error stands
             exc = final
     expected = bool(task.throws) and isinstance(exc, task.throws)
     if isinstance(exc, EncodeError):
         expected = False
-    return Outcome(states.FAILURE, exc, _format_traceback(exc), 0.0, expected=expected)
+    return Outcome(states.FAILURE, exc, ExceptionInfo(exc), 0.0, expected=expected)
 
 
 def _should_autoretry(task: Task[Any, Any], exc: Exception) -> bool:
@@ -148,24 +165,34 @@ def _run_handlers(
     outcome: Outcome,
 ) -> None:
     task_id = request.id or ""
+    einfo = outcome.einfo
     try:
         if outcome.state == states.SUCCESS:
             task.on_success(outcome.retval, task_id, args, kwargs)
+            signals.task_success.send(sender=task, result=outcome.retval)
         elif outcome.state == states.RETRY:
             exc = outcome.retval.exc if isinstance(outcome.retval, Retry) else outcome.retval
             if not isinstance(exc, BaseException):
                 exc = outcome.retval
-            task.on_retry(exc, task_id, args, kwargs, outcome.traceback)
+            task.on_retry(exc, task_id, args, kwargs, einfo)
+            signals.task_retry.send(
+                sender=task, request=request, reason=outcome.retval, einfo=einfo
+            )
         elif outcome.state == states.FAILURE:
-            task.on_failure(outcome.retval, task_id, args, kwargs, outcome.traceback)
-        task.after_return(outcome.state, outcome.retval, task_id, args, kwargs, outcome.traceback)
+            task.on_failure(outcome.retval, task_id, args, kwargs, einfo)
+            signals.task_failure.send(
+                sender=task,
+                task_id=task_id,
+                exception=outcome.retval,
+                args=args,
+                kwargs=kwargs,
+                traceback=einfo.tb if einfo else None,
+                einfo=einfo,
+            )
+        task.after_return(outcome.state, outcome.retval, task_id, args, kwargs, einfo)
     except Exception:
         # A broken handler must not turn a finished task into a lost one.
         logger.exception("Handler of task %s[%s] raised", task.name, task_id)
-
-
-def _format_traceback(exc: BaseException) -> str:
-    return "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
 
 
 # --- eager execution (``apply()``, ``task_always_eager``) --------------------------------------

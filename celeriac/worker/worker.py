@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__
+from celeriac import __version__, signals
 from celeriac.brokers.base import mask_url
+from celeriac.utils.log import redirect_stdouts
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.leases import Leases
 from celeriac.worker.pools import pool_class
@@ -53,6 +54,8 @@ class WorkerOptions:
     hostname: str | None = None
     prefetch_multiplier: int | None = None
     loglevel: str = "WARNING"
+    #: Send print() output to the log, after the banner (the CLI worker does).
+    redirect_stdouts: bool = False
 
 
 class Worker:
@@ -60,6 +63,7 @@ class Worker:
 
     def __init__(self, app: Celery, options: WorkerOptions) -> None:
         self.app = app
+        self.options = options
         conf = app.conf
         self.hostname = default_nodename(options.hostname)
         self.pool_name = self._pool_name(options.pool)
@@ -89,13 +93,23 @@ class Worker:
     def start(self) -> None:
         """Boot, consume until a shutdown signal, then shut down (the main thread blocks here)."""
         self.app._worker_hostname = self.hostname  # type: ignore[attr-defined]
+        signals.celeryd_init.send(
+            sender=self.hostname,
+            instance=self,
+            conf=self.app.conf,
+            options=dict(vars(self.options)),
+        )
         self.app.loader_import_modules()
         broker = self.app.broker
         broker.connect()  # fails fast, with a clear error, if the broker is unusable
         backend = self.app.backend if self.app.result_backend_url else None
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         print(self.banner(), file=sys.stdout, flush=True)
+        if self.options.redirect_stdouts:
+            redirect_stdouts(self.app.conf.worker_redirect_stdouts_level)
         self._warn_about_time_limits()
         self._install_signal_handlers()
+        signals.worker_init.send(sender=self)
         leases = Leases(broker)
         settler = Settler(broker, backend)
         self.consumer = Consumer(
@@ -114,9 +128,11 @@ class Worker:
         consumer_thread = threading.Thread(target=self.consumer.run, name="Consumer", daemon=True)
         consumer_thread.start()
         logger.info("%s ready.", self.hostname)
+        signals.worker_ready.send(sender=self.consumer)
         self.ready.set()
         self._wait_for_stop()
         self._warm_shutdown(consumer_thread, settler, leases)
+        signals.worker_shutdown.send(sender=self)
 
     def _warn_about_time_limits(self) -> None:
         """Say so when time limits are configured: these pools cannot enforce them."""
@@ -167,11 +183,16 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
+        name = signal.Signals(signum).name
         if self._signals == 1:
             logger.warning("worker: Warm shutdown (%s)", _process_name())
+            signals.worker_shutting_down.send(
+                sender=self.hostname, sig=name, how="Warm", exitcode=0
+            )
             self._stop.set()
             return
         logger.warning("worker: Cold shutdown (%s)", _process_name())
+        signals.worker_shutting_down.send(sender=self.hostname, sig=name, how="Cold", exitcode=1)
         self._cold_exit()
 
     def _cold_exit(self) -> None:

@@ -1,0 +1,1 @@
+"""The measuring side of the benchmark: completion listener, CPU accounting, worker processes."""

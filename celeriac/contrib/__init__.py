@@ -1,0 +1,1 @@
+"""Optional extras users import by name (``celeriac.contrib.abortable``, ...)."""
