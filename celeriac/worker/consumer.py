@@ -274,8 +274,8 @@ class Consumer:
             self.settler.ack(delivery, done=self._settled(delivery))
         request = _request_from(envelope, delivery, self.hostname, args, kwargs, embed)
         if _first_set(task.track_started, policy.track_started) and policy.has_backend:
-            started = {"pid": os.getpid(), "hostname": self.hostname}
-            self.settler.store(StoreRequest(envelope.id, started, states.STARTED, None, request))
+            # Written now, not batched: the task's own update_state() writes come after it.
+            self._store_started(envelope, request)
         outcome = execute(task, request, args, kwargs, result_serializer=policy.result_serializer)
         self.processed += 1
         _log_outcome(task, envelope, outcome)
@@ -288,6 +288,15 @@ class Consumer:
                 "on receipt (enable acks_late)",
                 envelope.name,
                 envelope.id,
+            )
+
+    def _store_started(self, envelope: TaskEnvelope, request: Context) -> None:
+        started = {"pid": os.getpid(), "hostname": self.hostname}
+        try:
+            self.app.backend.store_result(envelope.id, started, states.STARTED, request=request)
+        except Exception as exc:  # a missing STARTED must not stop the task from running
+            logger.warning(
+                "Could not record %s[%s] as STARTED: %r", envelope.name, envelope.id, exc
             )
 
     def _store(
