@@ -2,6 +2,7 @@
 
 Usage (run.py calls it; you rarely need to):
     .venv-peers/bin/python bench/driver.py celery-redis-prefork drain --tasks 10000
+    .venv-peers/bin/python bench/driver.py ceilings w6
 
 Prints one JSON object on its last line of output: the metrics, the library version and the
 disturbance (cores used by other processes during the measured windows).
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from importlib import metadata
 from typing import Any
 
+from harness.ceilings import ceilings
 from harness.session import session
 from harness.workloads import WORKLOADS, Sizes
 from systems import ADAPTERS, load
@@ -23,8 +26,8 @@ from systems import ADAPTERS, load
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("system", choices=sorted(ADAPTERS))
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("system", choices=[*sorted(ADAPTERS), "ceilings"])
+    parser.add_argument("workload", choices=[*sorted(WORKLOADS), "w6"])
     defaults = Sizes()
     parser.add_argument("--tasks", type=int, default=defaults.tasks)
     parser.add_argument("--io-tasks", type=int, default=defaults.io_tasks)
@@ -35,6 +38,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
+    if options.system == "ceilings":
+        return {"ok": True, "metrics": ceilings(requests=options.tasks * 10, count=options.tasks)}
     system_cls = load(options.system)
     sizes = Sizes(
         tasks=options.tasks,
@@ -55,7 +60,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _stop(signum: int, frame: object) -> None:
+    # Turn SIGTERM into SystemExit so that every worker is stopped by its ``with`` block.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     options = parse(argv)
     try:
         outcome = run(options)

@@ -100,13 +100,20 @@ class Snapshot:
 
 @dataclass
 class Usage:
-    """What happened between two snapshots."""
+    """What happened between two snapshots.
+
+    ``other_cores`` counts processes that are neither ours nor kernel threads and are alive at
+    the end; ``unattributed_cores`` is the rest of the machine's busy time (processes that came
+    and went, zombies, fork and exit work of our own pools): reported, not judged, because
+    fork-heavy workers (RQ) produce it themselves.
+    """
 
     wall: float
     worker_cpu: float
     broker_cpu: float
     ours_cpu: float
     other_cores: float
+    unattributed_cores: float
     steal_cores: float
     irq_cores: float
     top_other: list[tuple[str, float]]
@@ -124,6 +131,7 @@ class Usage:
             "ours_cpu_s": round(self.ours_cpu, 4),
             "other_cores": round(self.other_cores, 3),
             "other_cpu_s": round(self.other_cores * self.wall, 4),
+            "unattributed_cores": round(self.unattributed_cores, 3),
             "steal_cores": round(self.steal_cores, 3),
             "irq_cores": round(self.irq_cores, 3),
             "top_other": [[name, round(cpu, 3)] for name, cpu in self.top_other],
@@ -138,28 +146,30 @@ def usage(before: Snapshot, after: Snapshot, worker: set[int], broker: int | Non
     """Split the CPU used between two snapshots into worker, broker, ours and others."""
     wall = max(after.at - before.at, 1e-9)
     broker_pids = {broker} if broker else set()
-    me = tree_pids(os.getpid()) | set(worker)
-    ours = me | broker_pids
+    ours = tree_pids(os.getpid()) | set(worker) | broker_pids
     ours_cpu = _delta(before, after, ours)
     kernel_cpu = _delta(before, after, after.kernel)
-    other = max(0.0, after.machine_busy - before.machine_busy - ours_cpu - kernel_cpu)
+    others = _others(before, after, ours | after.kernel)
+    other_cpu = sum(cpu for _, cpu in others)
+    busy = after.machine_busy - before.machine_busy
     return Usage(
         wall=wall,
         worker_cpu=_delta(before, after, worker),
         broker_cpu=_delta(before, after, broker_pids),
         ours_cpu=ours_cpu,
-        other_cores=other / wall,
+        other_cores=other_cpu / wall,
+        unattributed_cores=max(0.0, busy - ours_cpu - kernel_cpu - other_cpu) / wall,
         steal_cores=max(0.0, after.machine_steal - before.machine_steal) / wall,
         irq_cores=max(0.0, after.machine_irq - before.machine_irq) / wall,
-        top_other=_top_others(before, after, ours | after.kernel),
+        top_other=sorted(others, key=lambda item: -item[1])[:3],
     )
 
 
-def _top_others(before: Snapshot, after: Snapshot, exclude: set[int]) -> list[tuple[str, float]]:
+def _others(before: Snapshot, after: Snapshot, exclude: set[int]) -> list[tuple[str, float]]:
+    """(name, CPU seconds) of every other live process that used CPU in between."""
     used = [
         (after.names.get(pid, "?"), cpu - before.per_pid.get(pid, 0.0))
         for pid, cpu in after.per_pid.items()
         if pid not in exclude
     ]
-    used = [(name, cpu) for name, cpu in used if cpu > 0.01]
-    return sorted(used, key=lambda item: -item[1])[:3]
+    return [(name, cpu) for name, cpu in used if cpu > 0.0]

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from systems.base import Context, System
+
 from harness.completion import CompletionListener
 from harness.cpu import listening_pid
 from harness.process import WorkerProcess
-from systems.base import Context, System
 
 
 @dataclass

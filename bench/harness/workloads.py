@@ -66,6 +66,7 @@ def _enqueue(s: Session, m: Metrics, prefix: str, task: str, count: int, cap: fl
     use = usage(before, Snapshot.take(), set(), s.broker_pid)
     m.window(use)
     m[f"{prefix}_tasks"] = sent
+    m[f"{prefix}_api"] = s.system.call_api
     m[f"{prefix}_rate"] = sent / elapsed
     m[f"{prefix}_client_cpu_us"] = (use.ours_cpu - use.broker_cpu) / sent * 1e6
     m[f"{prefix}_broker_cpu_us"] = use.broker_cpu / sent * 1e6
@@ -75,7 +76,9 @@ def _enqueue(s: Session, m: Metrics, prefix: str, task: str, count: int, cap: fl
 def _drain(s: Session, m: Metrics, prefix: str, queued: int, sizes: Sizes, io: bool) -> None:
     with s.worker(io) as worker:
         if not _wait(s, worker, 1, sizes.startup_timeout):
-            raise WorkerFailed(f"no task completed in {sizes.startup_timeout}s:\n{worker.log_tail()}")
+            raise WorkerFailed(
+                f"no task completed in {sizes.startup_timeout}s:\n{worker.log_tail()}"
+            )
         before, done_before, tree = Snapshot.take(), s.listener.count, worker.tree()
         _wait(s, worker, queued, sizes.cap)
         count, first, last = s.listener.progress()
@@ -146,7 +149,9 @@ def startup(s: Session, sizes: Sizes) -> Metrics:
     with s.worker() as worker:
         before = Snapshot.take()
         if not _wait(s, worker, 1, sizes.startup_timeout):
-            raise WorkerFailed(f"no task completed in {sizes.startup_timeout}s:\n{worker.log_tail()}")
+            raise WorkerFailed(
+                f"no task completed in {sizes.startup_timeout}s:\n{worker.log_tail()}"
+            )
         m.window(usage(before, Snapshot.take(), worker.tree(), s.broker_pid))
         m["w4_command"] = _shown(worker.argv)
         m["w4_startup_s"] = s.listener.progress()[1] - worker.spawned_at

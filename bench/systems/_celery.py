@@ -32,6 +32,7 @@ def sleep():
 class CeleryBase(System):
     library = "celery"
     bulk_api = "group(noop.s() for _ in range(N)).apply_async()"
+    call_api = "noop.delay()"
     pool: ClassVar[str]  # "prefork" or "threads": the pool for no-op tasks
     io_pool_name: ClassVar[str]  # "gevent" or "threads": the pool for W5, with -c 100
     broker_url: ClassVar[str]
@@ -56,8 +57,17 @@ class CeleryBase(System):
     def worker_argv(self, io: bool) -> list[str]:
         pool = self.io_pool_name if io else self.pool
         concurrency = "100" if io else "2"
-        return [bin_path("celery"), "-A", "benchtasks", "worker", "-P", pool] + [
-            "-c", concurrency, "-l", "warning"
+        return [
+            bin_path("celery"),
+            "-A",
+            "benchtasks",
+            "worker",
+            "-P",
+            pool,
+            "-c",
+            concurrency,
+            "-l",
+            "warning",
         ]
 
     def results_stored(self) -> int | None:

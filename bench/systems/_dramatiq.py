@@ -37,6 +37,7 @@ def sleep():
 class DramatiqBase(System):
     library = "dramatiq"
     bulk_api = "group(noop.message() for _ in range(N)).run()"
+    call_api = "noop.send()"
     io_pool = "threads, -p 1 -t 100"
     broker_module: ClassVar[str]
     broker_class: ClassVar[str]

@@ -33,6 +33,7 @@ def sleep():
 class HueyBase(System):
     library = "huey"
     io_pool = "greenlet, -w 100"
+    call_api = "noop()"
 
     def enqueue(self, task: str, count: int, deadline: float) -> int:
         return send_loop(getattr(self.tasks, task), count, deadline)

@@ -36,7 +36,10 @@ class WorkerSettings:
     keep_result = {{keep}}  # 0: results not kept
 
 
-class IOWorkerSettings(WorkerSettings):
+class IOWorkerSettings:  # arq reads a settings class's own attributes, not inherited ones
+    functions = [noop, sleep]
+    redis_settings = REDIS
+    keep_result = {{keep}}
     max_jobs = 100
 """
 
@@ -47,6 +50,7 @@ class ArqRedis(AsyncSystem):
     broker = "redis"
     broker_port = 6379
     io_pool = "asyncio, max_jobs=100"
+    call_api = 'await pool.enqueue_job("noop")'
 
     def task_source(self) -> str:
         return SOURCE.replace("{keep}", "3600" if self.ctx.results else "0")
@@ -65,7 +69,12 @@ class ArqRedis(AsyncSystem):
 
     def worker_argv(self, io: bool) -> list[str]:
         settings = "IOWorkerSettings" if io else "WorkerSettings"
-        return [bin_path("arq"), f"benchtasks.{settings}", "--custom-log-dict", "benchtasks.LOGGING"]
+        return [
+            bin_path("arq"),
+            f"benchtasks.{settings}",
+            "--custom-log-dict",
+            "benchtasks.LOGGING",
+        ]
 
     def reset(self) -> None:
         flush_redis()

@@ -44,6 +44,7 @@ class System(abc.ABC):
     library: ClassVar[str]  # the distribution whose version is reported
     broker: ClassVar[str]  # "sqlite", "redis" or "rabbitmq"
     broker_port: ClassVar[int | None] = None  # whose listening process is the broker server
+    call_api: ClassVar[str] = ""  # how one task is sent, as a user writes it
     bulk_api: ClassVar[str | None] = None  # how the bulk enqueue is done, if the library has one
     io_pool: ClassVar[str] = ""  # the I/O pool used for W5, as said in the report
 
@@ -86,14 +87,14 @@ class System(abc.ABC):
 
     # --- broker housekeeping --------------------------------------------------------------------
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - optional hook
         """Empty the broker namespace this system uses (before and after each run)."""
 
     def results_stored(self) -> int | None:
         """How many task results the backend holds now (W2r check), if it can be counted."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release client connections (end of the session)."""
 
 

@@ -32,6 +32,7 @@ class CeleriacSqlite(System):
     library = "celeriac"
     broker = "sqlite"
     io_pool = "threads, -c 100"
+    call_api = "noop.delay()"
 
     def task_source(self) -> str:
         return SOURCE.format(ignore=not self.ctx.results)
@@ -41,8 +42,17 @@ class CeleriacSqlite(System):
 
     def worker_argv(self, io: bool) -> list[str]:
         concurrency = "100" if io else "2"
-        return [bin_path("celeriac"), "-A", "benchtasks", "worker", "-P", "threads"] + [
-            "-c", concurrency, "-l", "warning"
+        return [
+            bin_path("celeriac"),
+            "-A",
+            "benchtasks",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            concurrency,
+            "-l",
+            "warning",
         ]
 
     def reset(self) -> None:
@@ -52,4 +62,3 @@ class CeleriacSqlite(System):
     def results_stored(self) -> int | None:
         with sqlite3.connect(self.ctx.workdir / "celeriac.db") as db:
             return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
-

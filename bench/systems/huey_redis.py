@@ -13,7 +13,9 @@ class HueyRedis(HueyBase):
 
     def task_source(self) -> str:
         storage = f"url={REDIS_URL!r}"
-        return SOURCE.format(cls="RedisHuey", queue=QUEUE, storage=storage, results=self.ctx.results)
+        return SOURCE.format(
+            cls="RedisHuey", queue=QUEUE, storage=storage, results=self.ctx.results
+        )
 
     def reset(self) -> None:
         flush_redis()

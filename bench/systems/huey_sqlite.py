@@ -14,8 +14,12 @@ class HueySqlite(HueyBase):
 
     def task_source(self) -> str:
         storage = "filename='huey.db'"
-        return SOURCE.format(cls="SqliteHuey", queue=QUEUE, storage=storage, results=self.ctx.results)
+        return SOURCE.format(
+            cls="SqliteHuey", queue=QUEUE, storage=storage, results=self.ctx.results
+        )
 
     def results_stored(self) -> int | None:
         with sqlite3.connect(self.ctx.workdir / "huey.db") as db:
-            return int(db.execute("SELECT count(*) FROM kv WHERE queue = ?", (QUEUE,)).fetchone()[0])
+            return int(
+                db.execute("SELECT count(*) FROM kv WHERE queue = ?", (QUEUE,)).fetchone()[0]
+            )

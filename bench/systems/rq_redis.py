@@ -39,6 +39,7 @@ class RqRedis(System):
     broker = "redis"
     broker_port = 6379
     bulk_api = "queue.enqueue_many([Queue.prepare_data(noop) for _ in range(N)])"
+    call_api = "queue.enqueue(noop)"
     io_pool = "worker-pool -n 100 (no I/O pool: one process per job)"
 
     def task_source(self) -> str:

@@ -36,6 +36,7 @@ class TaskiqRedis(AsyncSystem):
     broker = "redis"
     broker_port = 6379
     io_pool = "asyncio, --workers 1 --max-async-tasks 100"
+    call_api = "await noop.kiq()"
 
     def task_source(self) -> str:
         return SOURCE.replace("{results}", str(self.ctx.results))
@@ -55,7 +56,7 @@ class TaskiqRedis(AsyncSystem):
     def worker_argv(self, io: bool) -> list[str]:
         # taskiq's default is two worker processes, each running up to 100 async tasks.
         extra = ["--workers", "1", "--max-async-tasks", "100"] if io else ["--workers", "2"]
-        return [bin_path("taskiq"), "worker", "benchtasks:broker", "--log-level", "WARNING"] + extra
+        return [bin_path("taskiq"), "worker", "benchtasks:broker", "--log-level", "WARNING", *extra]
 
     def reset(self) -> None:
         flush_redis()

@@ -5,6 +5,8 @@ URL                                         backend
 ==========================================  ==========================================
 ``sqlite:///path``, ``db+sqlite:///path``   :class:`~celeriac.backends.sqlite.SQLiteBackend`
 ``memory://``, ``cache+memory://``          :class:`~celeriac.backends.memory.MemoryBackend`
+``redis://``, ``rediss://``,                :class:`~celeriac.backends.redis.RedisBackend`
+``redis+socket://``, ``sentinel://``        (needs redis-py: ``pip install celeriac[redis]``)
 ``disabled`` or no URL                      :class:`DisabledBackend` (results are not kept)
 ==========================================  ==========================================
 
@@ -31,10 +33,23 @@ from celeriac.exceptions import ImproperlyConfigured
 __all__ = ["DisabledBackend", "ResultBackend", "StoreRequest", "backend_for_url"]
 
 #: Schemes celeriac serves, as shown in error messages.
-SUPPORTED = ("sqlite:///path", "db+sqlite:///path", "memory://", "cache+memory://", "disabled")
+SUPPORTED = (
+    "sqlite:///path",
+    "db+sqlite:///path",
+    "memory://",
+    "cache+memory://",
+    "redis://",
+    "rediss://",
+    "redis+socket://",
+    "sentinel://",
+    "disabled",
+)
+
+#: Schemes served by the Redis backend (imported only when one is used).
+_REDIS = ("redis", "rediss", "redis+socket", "sentinel")
 
 #: Celery result backends that celeriac will serve later.
-_PLANNED = ("redis", "rediss", "sentinel", "rpc")
+_PLANNED = ("rpc",)
 
 E_NO_BACKEND = (
     "No result backend is configured. Set the result_backend setting (for example "
@@ -142,6 +157,8 @@ def _class_for(url: str) -> type[ResultBackend]:
         from celeriac.backends.sqlite import SQLiteBackend
 
         return SQLiteBackend
+    if scheme in _REDIS:
+        return _redis_backend()
     if scheme in _PLANNED or scheme.startswith("db+"):
         raise ImproperlyConfigured(
             f"celeriac does not support the {scheme} result backend yet "
@@ -150,8 +167,20 @@ def _class_for(url: str) -> type[ResultBackend]:
     raise ImproperlyConfigured(_unknown_message(url, scheme))
 
 
+def _redis_backend() -> type[ResultBackend]:
+    try:
+        from celeriac.backends.redis import RedisBackend
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis" and not (exc.name or "").startswith("redis."):
+            raise
+        raise ImproperlyConfigured(
+            "The Redis result backend needs redis-py: pip install celeriac[redis]"
+        ) from exc
+    return RedisBackend
+
+
 def _unknown_message(url: str, scheme: str) -> str:
-    known = ["sqlite", "db+sqlite", "memory", "cache+memory", "disabled"]
+    known = ["sqlite", "db+sqlite", "memory", "cache+memory", *_REDIS, "disabled"]
     close = difflib.get_close_matches(scheme, known, n=1)
     hint = f" Did you mean {close[0]}://?" if close else ""
     return (

@@ -14,14 +14,21 @@ from celeriac.exceptions import ImproperlyConfigured
 __all__ = ["SCHEMES", "Broker", "DeadLetter", "Delivery", "Outgoing", "broker_for_url"]
 
 #: The URL schemes this version serves.
-SCHEMES: tuple[str, ...] = ("memory", "sqlite", "sqla+sqlite")
+SCHEMES: tuple[str, ...] = (
+    "memory",
+    "sqlite",
+    "sqla+sqlite",
+    "redis",
+    "rediss",
+    "redis+socket",
+    "sentinel",
+)
+
+#: Schemes served by the Redis broker (needs redis-py: ``pip install celeriac[redis]``).
+_REDIS = ("redis", "rediss", "redis+socket", "sentinel")
 
 # Schemes Celery users know whose brokers celeriac has not built yet -> the broker's name.
 _NOT_YET: dict[str, str] = {
-    "redis": "Redis",
-    "rediss": "Redis",
-    "redis+socket": "Redis",
-    "sentinel": "Redis Sentinel",
     "amqp": "RabbitMQ (AMQP)",
     "amqps": "RabbitMQ (AMQP)",
     "pyamqp": "RabbitMQ (AMQP)",
@@ -32,11 +39,13 @@ def broker_for_url(url: str, *, options: dict[str, Any] | None = None) -> Broker
     """Create the broker a URL names.
 
     Args:
-        url: ``memory://``, ``sqlite:///path.db`` (or ``sqla+sqlite:///path.db``).
+        url: ``memory://``, ``sqlite:///path.db`` (or ``sqla+sqlite:///path.db``),
+            ``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``.
         options: ``broker_transport_options`` (``visibility_timeout``, ...).
 
     Raises:
-        ImproperlyConfigured: the scheme is unknown, or its broker is not available yet.
+        ImproperlyConfigured: the scheme is unknown, or its broker is not available yet
+            (or needs a package that is not installed).
     """
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower() if sep else ""
@@ -48,6 +57,8 @@ def broker_for_url(url: str, *, options: dict[str, Any] | None = None) -> Broker
         from celeriac.brokers.sqlite import SQLiteBroker
 
         return SQLiteBroker(url, options=options)
+    if scheme in _REDIS:
+        return _redis_broker(url, options)
     if scheme in _NOT_YET:
         raise ImproperlyConfigured(
             f"celeriac does not support the {_NOT_YET[scheme]} broker yet "
@@ -57,6 +68,19 @@ def broker_for_url(url: str, *, options: dict[str, Any] | None = None) -> Broker
         f"Unknown broker URL {mask_url(url)!r}: expected one of {_supported()} "
         "(for example sqlite:///celeriac.db)."
     )
+
+
+def _redis_broker(url: str, options: dict[str, Any] | None) -> Broker:
+    try:
+        from celeriac.brokers.redis import RedisBroker
+    except ImportError as exc:
+        if not (exc.name or "").startswith("redis"):
+            raise
+        raise ImproperlyConfigured(
+            f"The Redis broker (broker URL {mask_url(url)!r}) needs redis-py: "
+            "pip install celeriac[redis]"
+        ) from exc
+    return RedisBroker(url, options=options)
 
 
 def _supported() -> str:

@@ -29,6 +29,7 @@ from celeriac.exceptions import (
 from celeriac.protocol import TaskEnvelope, parse_task
 from celeriac.serialization import normalize_accept
 from celeriac.task import Context
+from celeriac.utils.einfo import ExceptionInfo
 from celeriac.worker.execution import Outcome, execute
 from celeriac.worker.leases import Leases
 from celeriac.worker.pools.base import Pool
@@ -259,8 +260,32 @@ class Consumer:
                 self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
                 return
             self._run_task(delivery, envelope, task)
+        except Exception as exc:
+            self._internal_error(delivery, envelope, task, exc)
         finally:
             self._finished(delivery)
+
+    def _internal_error(
+        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any], exc: Exception
+    ) -> None:
+        """celeriac itself failed around the task: say so, and keep the message as a dead letter."""
+        einfo = ExceptionInfo(exc)
+        logger.critical(
+            "Task %s[%s] INTERNAL ERROR: %r\n%s", envelope.name, envelope.id, exc, einfo.traceback
+        )
+        signals.task_internal_error.send(
+            sender=task,
+            task_id=envelope.id,
+            args=None,
+            kwargs=None,
+            request=_request_from(envelope, delivery, self.hostname),
+            exception=exc,
+            traceback=einfo.tb,
+            einfo=einfo,
+        )
+        # Kept, not lost and not retried in a loop: `celeriac dead requeue` once it is fixed.
+        # (If it was acked on receipt already, the broker ignores this.)
+        self.settler.dead_letter(delivery, f"internal error: {exc!r}", done=self._settled(delivery))
 
     def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
         policy = self.policy

@@ -334,3 +334,37 @@ def test_max_retries_exceeded_has_the_original_error_as_context(memory_app: Cele
     with pytest.raises(MaxRetriesExceededError) as info:
         once.apply()
     assert isinstance(info.value.__context__, Flaky)
+
+
+def test_internal_error_is_reported_and_the_message_kept(
+    memory_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory_app.conf.task_acks_late = True
+    seen: list[Any] = []
+
+    def on_internal(exception: BaseException, **_: Any) -> None:
+        seen.append(exception)
+
+    signals.task_internal_error.connect(on_internal)
+
+    @memory_app.task
+    def fine() -> int:
+        return 1
+
+    import celeriac.worker.consumer as consumer_module
+
+    def broken_request(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug in celeriac")
+
+    monkeypatch.setattr(consumer_module, "execute", broken_request)
+    try:
+        with start_worker(memory_app):
+            fine.delay()
+            deadline = time.monotonic() + 10
+            while not memory_app.broker.dead_letters() and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        signals.task_internal_error.disconnect(on_internal)
+    assert [str(exc) for exc in seen] == ["bug in celeriac"]
+    (letter,) = memory_app.broker.dead_letters()
+    assert "internal error" in letter.reason

@@ -1,0 +1,1 @@
+"""Turning a results JSON into docs/benchmarks.md and its chart."""

@@ -1,0 +1,1 @@
+"""The orchestrating side (standard library only): environments, the plan, running drivers."""
