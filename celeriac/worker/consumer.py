@@ -32,7 +32,7 @@ from celeriac.task import Context
 from celeriac.utils.einfo import ExceptionInfo
 from celeriac.worker.execution import Outcome, execute
 from celeriac.worker.leases import Leases
-from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.base import Pool, Prepared
 from celeriac.worker.rate_limits import RateLimiter, parse_rate
 from celeriac.worker.settle import Settler
 from celeriac.worker.timer import Timer
@@ -202,7 +202,7 @@ class Consumer:
             self._submit_now(delivery, envelope, task)
 
     def _submit_now(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
-        self.pool.submit(lambda: self._run(delivery, envelope, task))
+        self.pool.submit(TaskJob(self, delivery, envelope, task))
 
     def _rate_of(self, task: Task[Any, Any]) -> float | None:
         if not self.policy.rate_limits:
@@ -253,67 +253,100 @@ class Consumer:
 
     # --- in a pool thread --------------------------------------------------------------------
 
-    def _run(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
-        try:
-            if self._stopping.is_set():
-                # Warm shutdown: a job that has not started gives its message back.
-                self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
-                return
-            self._run_task(delivery, envelope, task)
-        except Exception as exc:
-            self._internal_error(delivery, envelope, task, exc)
-        finally:
+    # --- the parts of a job that belong to the consumer ------------------------------------
+
+    def begin(
+        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]
+    ) -> Prepared | None:
+        """A pool slot is free for this message: prepare it to run (None: it will not run)."""
+        if self._stopping.is_set():
+            # Warm shutdown: a job that has not started gives its message back.
+            self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
             self._finished(delivery)
-
-    def _internal_error(
-        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any], exc: Exception
-    ) -> None:
-        """celeriac itself failed around the task: say so, and keep the message as a dead letter."""
-        einfo = ExceptionInfo(exc)
-        logger.critical(
-            "Task %s[%s] INTERNAL ERROR: %r\n%s", envelope.name, envelope.id, exc, einfo.traceback
-        )
-        signals.task_internal_error.send(
-            sender=task,
-            task_id=envelope.id,
-            args=None,
-            kwargs=None,
-            request=_request_from(envelope, delivery, self.hostname),
-            exception=exc,
-            traceback=einfo.tb,
-            einfo=einfo,
-        )
-        # Kept, not lost and not retried in a loop: `celeriac dead requeue` once it is fixed.
-        # (If it was acked on receipt already, the broker ignores this.)
-        self.settler.dead_letter(delivery, f"internal error: {exc!r}", done=self._settled(delivery))
-
-    def _run_task(self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]) -> None:
+            return None
         policy = self.policy
         try:
             args, kwargs, embed = envelope.decode_body(policy.accept)
         except (DecodeError, ContentDisallowed) as exc:
             self._refuse(delivery, envelope.id, envelope.name, exc)
-            return
-        acks_late = task.acks_late if task.acks_late is not None else policy.acks_late
-        if not acks_late:
+            self._finished(delivery)
+            return None
+        if not self._acks_late(task):
             self.settler.ack(delivery, done=self._settled(delivery))
         request = _request_from(envelope, delivery, self.hostname, args, kwargs, embed)
         if _first_set(task.track_started, policy.track_started) and policy.has_backend:
             # Written now, not batched: the task's own update_state() writes come after it.
             self._store_started(envelope, request)
-        outcome = execute(task, request, args, kwargs, result_serializer=policy.result_serializer)
-        self.processed += 1
-        _log_outcome(task, envelope, outcome)
-        self._store(task, request, envelope, outcome)
-        if acks_late:
-            self._settle_late(task, delivery, outcome)
-        elif outcome.state == states.REJECTED and outcome.requeue:
-            logger.warning(
-                "Task %s[%s] asked to be requeued, but its message was acked "
-                "on receipt (enable acks_late)",
+        return Prepared(task, request, args, kwargs)
+
+    def run_body(self, prepared: Prepared) -> Outcome:
+        """Run the body in this thread."""
+        return execute(
+            prepared.task,
+            prepared.request,
+            prepared.args,
+            prepared.kwargs,
+            result_serializer=self.policy.result_serializer,
+        )
+
+    def finish(
+        self,
+        delivery: Delivery,
+        envelope: TaskEnvelope,
+        task: Task[Any, Any],
+        request: Context,
+        outcome: Outcome,
+    ) -> None:
+        """The body ended: log, store the result, settle the message, free the slot."""
+        try:
+            self.processed += 1
+            _log_outcome(task, envelope, outcome)
+            self._store(task, request, envelope, outcome)
+            if self._acks_late(task):
+                self._settle_late(task, delivery, outcome)
+            elif outcome.state == states.REJECTED and outcome.requeue:
+                logger.warning(
+                    "Task %s[%s] asked to be requeued, but its message was acked "
+                    "on receipt (enable acks_late)",
+                    envelope.name,
+                    envelope.id,
+                )
+        finally:
+            self._finished(delivery)
+
+    def fail(
+        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any], exc: BaseException
+    ) -> None:
+        """celeriac itself failed around the task: say so, keep the message as a dead letter."""
+        try:
+            einfo = ExceptionInfo(exc)
+            logger.critical(
+                "Task %s[%s] INTERNAL ERROR: %r\n%s",
                 envelope.name,
                 envelope.id,
+                exc,
+                einfo.traceback,
             )
+            signals.task_internal_error.send(
+                sender=task,
+                task_id=envelope.id,
+                args=None,
+                kwargs=None,
+                request=_request_from(envelope, delivery, self.hostname),
+                exception=exc,
+                traceback=einfo.tb,
+                einfo=einfo,
+            )
+            # Kept, not lost and not retried in a loop: `celeriac dead requeue` once it is
+            # fixed. (If it was acked on receipt already, the broker ignores this.)
+            self.settler.dead_letter(
+                delivery, f"internal error: {exc!r}", done=self._settled(delivery)
+            )
+        finally:
+            self._finished(delivery)
+
+    def _acks_late(self, task: Task[Any, Any]) -> bool:
+        return task.acks_late if task.acks_late is not None else self.policy.acks_late
 
     def _store_started(self, envelope: TaskEnvelope, request: Context) -> None:
         started = {"pid": os.getpid(), "hostname": self.hostname}
@@ -465,3 +498,50 @@ def _short_repr(value: Any, limit: int) -> str:
     from celeriac.protocol import saferepr
 
     return saferepr(value, limit)
+
+
+class TaskJob:
+    """One message on its way through the pool (see :class:`~celeriac.worker.pools.base.Job`)."""
+
+    __slots__ = ("_consumer", "_request", "delivery", "envelope", "task")
+
+    def __init__(
+        self, consumer: Consumer, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]
+    ) -> None:
+        self._consumer = consumer
+        self.delivery = delivery
+        self.envelope = envelope
+        self.task = task
+        self._request: Context | None = None
+
+    @property
+    def time_limits(self) -> tuple[float | None, float | None]:
+        """(hard, soft) seconds: the message's own, else the task's, else the settings'."""
+        conf = self._consumer.app.conf
+        hard = _first_value(self.envelope.time_limit, self.task.time_limit, conf.task_time_limit)
+        soft = _first_value(
+            self.envelope.soft_time_limit, self.task.soft_time_limit, conf.task_soft_time_limit
+        )
+        return hard, soft
+
+    def begin(self) -> Prepared | None:
+        prepared = self._consumer.begin(self.delivery, self.envelope, self.task)
+        self._request = prepared.request if prepared is not None else None
+        return prepared
+
+    def run(self, prepared: Prepared) -> Outcome:
+        return self._consumer.run_body(prepared)
+
+    def finish(self, outcome: Outcome) -> None:
+        request = self._request or _request_from(self.envelope, self.delivery, "")
+        self._consumer.finish(self.delivery, self.envelope, self.task, request, outcome)
+
+    def fail(self, error: BaseException) -> None:
+        self._consumer.fail(self.delivery, self.envelope, self.task, error)
+
+
+def _first_value(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None

@@ -1,18 +1,58 @@
-"""The pool seam: where jobs run. One small interface; implementations beside it.
+"""The pool seam: where task bodies run. One small interface; implementations beside it.
 
-A job is a plain callable prepared by the consumer (it runs the task and hands its outcome
-on); the pool only decides on which thread (or process, later) it runs.
+A :class:`Job` is one message ready to run. The pool calls ``begin()`` when it has a free
+slot (in the worker process: decode, early ack, STARTED; ``None`` means "do not run", e.g.
+during a warm shutdown), then runs the body somewhere (this thread, another thread, a
+child process), then hands the outcome to ``finish()`` back in the worker process.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-__all__ = ["Job", "Pool"]
+if TYPE_CHECKING:
+    from celeriac.task import Context, Task
+    from celeriac.worker.execution import Outcome
 
-Job = Callable[[], None]
+__all__ = ["Job", "Pool", "Prepared", "run_inline"]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A job ready for its body to run: the task, its request and decoded arguments."""
+
+    task: Task[Any, Any]
+    request: Context
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class Job(Protocol):
+    """One message to run, as the consumer hands it to the pool."""
+
+    def begin(self) -> Prepared | None:
+        """In the worker process, when a slot is free: prepare, or None to skip running."""
+
+    def run(self, prepared: Prepared) -> Outcome:
+        """Run the body here (in this thread) and return how it ended."""
+
+    def finish(self, outcome: Outcome) -> None:
+        """In the worker process: log, store the result, settle the message."""
+
+    def fail(self, error: BaseException) -> None:
+        """celeriac itself failed around this job (not the task body)."""
+
+
+def run_inline(job: Job) -> None:
+    """Run a job entirely in the calling thread (the solo and threads pools)."""
+    try:
+        prepared = job.begin()
+        if prepared is not None:
+            job.finish(job.run(prepared))
+    except Exception as error:
+        job.fail(error)
 
 
 class Pool(abc.ABC):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
-from celeriac.worker.pools.base import Job, Pool
+from celeriac.worker.pools.base import Job, Pool, run_inline
 
 __all__ = ["SoloPool"]
-
-logger = logging.getLogger("celeriac.worker")
 
 
 class SoloPool(Pool):
@@ -23,10 +19,7 @@ class SoloPool(Pool):
         """Nothing to start: jobs run in the caller's thread."""
 
     def submit(self, job: Job) -> None:
-        try:
-            job()
-        except Exception:  # the job reports its own errors; this is a last resort
-            logger.exception("Job crashed in the solo pool")
+        run_inline(job)
 
     def stop(self, *, wait: bool) -> None:
         """Nothing to stop: a job in progress finishes before submit() returns."""

@@ -6,15 +6,13 @@ because of the GIL (use prefork for that).
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 
-from celeriac.worker.pools.base import Job, Pool
+from celeriac.worker.pools.base import Job, Pool, run_inline
 
 __all__ = ["ThreadPool"]
 
-logger = logging.getLogger("celeriac.worker")
 
 _STOP = None
 
@@ -45,10 +43,7 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is _STOP:
                 return
-            try:
-                job()
-            except Exception:  # the job reports its own errors; this is a last resort
-                logger.exception("Job crashed in the threads pool")
+            run_inline(job)
 
     def stop(self, *, wait: bool) -> None:
         for _ in self._threads:
