@@ -9,8 +9,11 @@ how to settle the message is decided by the caller from the returned :class:`Out
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from celeriac.result import EagerResult
     from celeriac.task import Task
 
-__all__ = ["Outcome", "execute", "run_eagerly"]
+__all__ = ["Outcome", "execute", "execute_async", "run_eagerly"]
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -69,27 +72,67 @@ def execute(
 ) -> Outcome:
     """Run the task body with ``request`` as its context and classify how it ended.
 
-    With ``result_serializer``, a return value that cannot be serialized turns the outcome
-    into a FAILURE carrying the ``EncodeError`` (so the stored state tells the truth).
+    An ``async def`` body runs to completion on this thread's own event loop. With
+    ``result_serializer``, a return value that cannot be serialized turns the outcome into
+    a FAILURE carrying the ``EncodeError`` (so the stored state tells the truth).
     """
     started = time.perf_counter()
-    task_id = request.id or ""
     with task.request_context(request):
-        signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs)
+        _send_prerun(task, request, args, kwargs)
         outcome = _run_body(task, request, args, kwargs, result_serializer)
-        _run_handlers(task, request, args, kwargs, outcome)
-        retval = outcome.retval
-        signals.task_postrun.send(
-            sender=task,
-            task_id=task_id,
-            task=task,
-            args=args,
-            kwargs=kwargs,
-            retval=retval,
-            state=outcome.state,
-        )
+        _finish(task, request, args, kwargs, outcome)
     outcome.runtime = time.perf_counter() - started
     return outcome
+
+
+async def execute_async(
+    task: Task[Any, Any],
+    request: Context,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    result_serializer: str | None = None,
+) -> Outcome:
+    """:func:`execute` for an event loop: an ``async def`` body is awaited, not blocked on."""
+    started = time.perf_counter()
+    with task.request_context(request):
+        _send_prerun(task, request, args, kwargs)
+        try:
+            task.before_start(request.id or "", args, kwargs)
+            retval = task(*args, **kwargs)
+            if inspect.isawaitable(retval):
+                retval = await retval
+            outcome = _success(retval, result_serializer)
+        except Exception as exc:
+            outcome = _classify_error(task, request, exc)
+        _finish(task, request, args, kwargs, outcome)
+    outcome.runtime = time.perf_counter() - started
+    return outcome
+
+
+def _send_prerun(task: Task[Any, Any], request: Context, args: Any, kwargs: Any) -> None:
+    signals.task_prerun.send(
+        sender=task, task_id=request.id or "", task=task, args=args, kwargs=kwargs
+    )
+
+
+def _finish(
+    task: Task[Any, Any],
+    request: Context,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    outcome: Outcome,
+) -> None:
+    _run_handlers(task, request, args, kwargs, outcome)
+    signals.task_postrun.send(
+        sender=task,
+        task_id=request.id or "",
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        retval=outcome.retval,
+        state=outcome.state,
+    )
 
 
 def _run_body(
@@ -102,17 +145,39 @@ def _run_body(
     try:
         task.before_start(request.id or "", args, kwargs)
         retval = task(*args, **kwargs)
-        if result_serializer is not None:
-            _ensure_encodable(retval, result_serializer)
-        return Outcome(states.SUCCESS, retval, None, 0.0)
-    except Retry as retry:
-        return Outcome(states.RETRY, retry, ExceptionInfo(retry), 0.0)
-    except Ignore as ignore:
-        return Outcome(states.IGNORED, ignore, None, 0.0)
-    except Reject as reject:
-        return Outcome(states.REJECTED, reject, None, 0.0, requeue=reject.requeue)
+        if inspect.isawaitable(retval):
+            retval = _thread_loop().run_until_complete(retval)
+        return _success(retval, result_serializer)
     except Exception as exc:
-        return _failure_or_autoretry(task, request, exc)
+        return _classify_error(task, request, exc)
+
+
+def _success(retval: Any, result_serializer: str | None) -> Outcome:
+    if result_serializer is not None:
+        _ensure_encodable(retval, result_serializer)
+    return Outcome(states.SUCCESS, retval, None, 0.0)
+
+
+def _classify_error(task: Task[Any, Any], request: Context, exc: Exception) -> Outcome:
+    if isinstance(exc, Retry):
+        return Outcome(states.RETRY, exc, ExceptionInfo(exc), 0.0)
+    if isinstance(exc, Ignore):
+        return Outcome(states.IGNORED, exc, None, 0.0)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc, None, 0.0, requeue=exc.requeue)
+    return _failure_or_autoretry(task, request, exc)
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop for ``async def`` tasks under a non-async pool (kept open)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+    return loop
 
 
 def _ensure_encodable(value: Any, serializer: str) -> None:

@@ -386,3 +386,18 @@ def test_warm_shutdown_gives_back_unstarted_messages(memory_app: Celery) -> None
         node.stop()
     assert first.get(timeout=10) == "finished"
     assert memory_app.broker.size("celery") == 5  # every unstarted one is back, none ran
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_async_def_task_under_a_sync_pool(memory_app: Celery, pool: str) -> None:
+    import asyncio
+
+    @memory_app.task(bind=True)
+    async def fetch(self: Task[Any, Any], delay: float) -> str:
+        await asyncio.sleep(delay)
+        return f"fetched {self.request.id == current_task.request.id}"  # type: ignore[union-attr]
+
+    with start_worker(memory_app, pool=pool, concurrency=2):
+        results = [fetch.delay(0.05) for _ in range(4)]
+        assert [r.get(timeout=10) for r in results] == ["fetched True"] * 4
+    assert fetch.apply((0.0,)).get() == "fetched True"

@@ -1,18 +1,31 @@
-"""Worker pools, chosen by name (``-P``)."""
+"""Worker pools, chosen by name (``-P``); each implementation is imported only when chosen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.worker.pools.base import Pool
-from celeriac.worker.pools.solo import SoloPool
-from celeriac.worker.pools.threads import ThreadPool
 
-__all__ = ["POOLS", "Pool", "pool_class"]
+__all__ = ["POOL_NAMES", "Pool", "pool_class"]
 
-POOLS: dict[str, type[Pool]] = {"solo": SoloPool, "threads": ThreadPool}
 
-#: Pools Celery offers that this version of celeriac does not have yet.
-_NOT_YET = ("prefork", "processes", "gevent", "eventlet", "asyncio")
+def _solo() -> type[Pool]:
+    from celeriac.worker.pools.solo import SoloPool
+
+    return SoloPool
+
+
+def _threads() -> type[Pool]:
+    from celeriac.worker.pools.threads import ThreadPool
+
+    return ThreadPool
+
+
+_LOADERS: dict[str, Callable[[], type[Pool]]] = {"solo": _solo, "threads": _threads}
+
+#: Every pool name ``-P`` accepts (Celery's names).
+POOL_NAMES = ("prefork", "processes", "threads", "solo", "asyncio", "gevent", "eventlet")
 
 
 def pool_class(name: str) -> type[Pool]:
@@ -21,13 +34,12 @@ def pool_class(name: str) -> type[Pool]:
     Raises:
         ImproperlyConfigured: an unknown pool, or one not available in this version.
     """
-    try:
-        return POOLS[name]
-    except KeyError:
-        pass
-    if name in _NOT_YET:
+    loader = _LOADERS.get(name)
+    if loader is not None:
+        return loader()
+    if name in POOL_NAMES:
         raise ImproperlyConfigured(
             f"The {name!r} pool is not available in this version of celeriac; "
-            f"use -P threads or -P solo."
+            f"use one of: {', '.join(_LOADERS)}."
         )
-    raise ImproperlyConfigured(f"Unknown pool {name!r}; choose one of: {', '.join(POOLS)}")
+    raise ImproperlyConfigured(f"Unknown pool {name!r}; choose one of: {', '.join(POOL_NAMES)}")
