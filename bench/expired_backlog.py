@@ -10,6 +10,7 @@ reports how long after the worker's banner the 10 fresh results were all stored.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def measure(python: str, module: str, worker: list[str], expired: int) -> float:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the banner must arrive when printed
         )
         try:
             assert proc.stdout is not None
