@@ -78,7 +78,7 @@ def measure(python: str, module: str, worker: list[str], expired: int) -> float:
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
-                if "[tasks]" in line:
+                if "[queues]" in line:
                     break
             started = time.perf_counter()
             subprocess.run(
