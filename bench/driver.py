@@ -32,6 +32,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=defaults.tasks)
     parser.add_argument("--io-tasks", type=int, default=defaults.io_tasks)
     parser.add_argument("--round-trips", type=int, default=defaults.round_trips)
+    parser.add_argument("--enqueue-cap", type=float, default=defaults.enqueue_cap)
     parser.add_argument("--cap", type=float, default=defaults.cap)
     parser.add_argument("--idle", type=float, default=defaults.idle)
     return parser.parse_args(argv)
@@ -39,12 +40,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
     if options.system == "ceilings":
-        return {"ok": True, "metrics": ceilings(requests=options.tasks * 10, count=options.tasks)}
+        return {"ok": True, "metrics": ceilings(requests=options.tasks * 2, count=options.tasks)}
     system_cls = load(options.system)
     sizes = Sizes(
         tasks=options.tasks,
         io_tasks=options.io_tasks,
         round_trips=options.round_trips,
+        enqueue_cap=options.enqueue_cap,
         cap=options.cap,
         idle=options.idle,
     )

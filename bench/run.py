@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -129,7 +130,12 @@ def execute(options: argparse.Namespace, systems: list[str], jobs: list[str]) ->
     }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)  # unwinds: the running driver is stopped, the vhost deleted
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     options = parse(argv)
     systems = plan.systems(options.only, options.quick)
     jobs = plan.jobs(options.workloads)

@@ -38,6 +38,9 @@ _TASK_ATTRIBUTES = frozenset(
     name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
 ) | {"name", "typing", "queue"}
 
+#: Result backend URL schemes whose backend reads the ``redis_*`` settings.
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
+
 #: Constructors of ``@shared_task`` tasks, applied to every app (existing and future).
 _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 _all_apps: list[Celery] = []
@@ -209,13 +212,19 @@ class Celery:
         from celeriac.backends import backend_for_url
 
         conf = self.conf
+        url = self.result_backend_url
+        options = dict(conf.result_backend_transport_options or {})
+        if url is not None and url.split("://", 1)[0] in _REDIS_SCHEMES:
+            from celeriac.backends.redis import SETTING_OPTIONS
+
+            options.update({name: conf[name] for name in SETTING_OPTIONS if conf[name] is not None})
         return backend_for_url(
-            self.result_backend_url,
+            url,
             serializer=conf.result_serializer,
             accept=conf.result_accept_content or conf.accept_content,
             expires=conf.seconds("result_expires"),
             extended=bool(conf.result_extended),
-            options=dict(conf.result_backend_transport_options or {}),
+            options=options,
         )
 
     @property

@@ -16,7 +16,8 @@ class WorkerProcess:
     """One worker command line, run in ``cwd`` with its output in ``log``.
 
     Used as a context manager: leaving the block stops the whole process group (SIGTERM, then
-    SIGKILL after ``grace`` seconds), and any descendant that left the group, by pid.
+    SIGKILL after ``grace`` seconds: the measurements are over and the broker namespace is
+    flushed afterwards), and any descendant that left the group, by pid.
     """
 
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
@@ -59,7 +60,7 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, grace: float = 8.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         if self.proc is None:
             return
         self.tree()

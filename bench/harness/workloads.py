@@ -28,7 +28,8 @@ class Sizes:
     tasks: int = 10_000  # W1, W2, W2r
     io_tasks: int = 1_000  # W5
     round_trips: int = 300  # W3
-    cap: float = 20.0  # seconds: the longest enqueue, drain or round-trip phase
+    enqueue_cap: float = 3.0  # seconds: the longest one-by-one enqueue phase
+    cap: float = 5.0  # seconds: the longest drain or round-trip phase
     startup_timeout: float = 60.0
     idle: float = 1.0  # W4: seconds idle before the worker's memory is read
 
@@ -100,7 +101,7 @@ def _drain(s: Session, m: Metrics, prefix: str, queued: int, sizes: Sizes, io: b
 def drain(s: Session, sizes: Sizes) -> Metrics:
     """W1 (one by one) then W2: a worker drains what was queued."""
     m = Metrics()
-    queued = _enqueue(s, m, "w1", "noop", sizes.tasks, sizes.cap)
+    queued = _enqueue(s, m, "w1", "noop", sizes.tasks, sizes.enqueue_cap)
     _drain(s, m, "w2", queued, sizes, io=False)
     return m
 
@@ -108,7 +109,7 @@ def drain(s: Session, sizes: Sizes) -> Metrics:
 def drain_results(s: Session, sizes: Sizes) -> Metrics:
     """W2r: as W2 with results stored; checks they all are."""
     m = Metrics()
-    queued = _enqueue(s, m, "w1r", "noop", sizes.tasks, sizes.cap)
+    queued = _enqueue(s, m, "w1r", "noop", sizes.tasks, sizes.enqueue_cap)
     _drain(s, m, "w2r", queued, sizes, io=False)
     m["w2r_results_stored"] = _results_settled(s, m["w2r_tasks"])
     return m

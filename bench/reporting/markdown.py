@@ -176,10 +176,12 @@ def _method(result: dict[str, Any], figures: Figures) -> str:
             f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}, Redis "
             f"{machine.get('redis_server', '?')}, RabbitMQ {machine.get('rabbitmq', '?')}, all "
             "on 127.0.0.1. The machine is shared with other work.",
-            f"- Sizes: W1/W2 N = {sizes['tasks']:,}, W2r N = {sizes['results_tasks']:,}, W3 "
-            f"{sizes['round_trips']} round trips, W5 {sizes['io_tasks']:,} tasks at concurrency "
-            f"100; an enqueue, drain or round-trip phase stops after {sizes['cap']:.0f} s (the "
-            "rate is then over what completed). Each row is the median of "
+            f"- Sizes: W1/W2 N = {sizes['tasks']:,}, W2r N = {sizes['results_tasks']:,}, W1 bulk "
+            f"N = {sizes.get('bulk_tasks', sizes['tasks']):,}, W3 {sizes['round_trips']} round "
+            f"trips, W5 {sizes['io_tasks']:,} tasks at concurrency 100. A one-by-one enqueue "
+            f"stops after {sizes.get('enqueue_cap', sizes['cap']):.0f} s, a drain or round-trip "
+            f"phase after {sizes['cap']:.0f} s: the rate is then over the tasks that completed "
+            "(the tables say how many). Each row is the median of "
             f"{sizes['runs']} run(s), each in a fresh worker, broker namespace and directory.",
             f"- Completion detection (the same for all): {DETECTION}",
             "- Drain rate (W2, W2r, W5) is timed from the first task's completion to the last's, "

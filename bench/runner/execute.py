@@ -54,6 +54,9 @@ def run_driver(system: str, job: str, sizes: Sizes, extra_env: dict[str, str]) -
     except subprocess.TimeoutExpired:
         _stop(proc)
         return {"ok": False, "error": f"driver timed out after {DRIVER_TIMEOUT_S:.0f}s"}
+    except BaseException:  # interrupted: stop the driver (and so its worker) before leaving
+        _stop(proc)
+        raise
     lines = out.strip().splitlines()
     try:
         outcome: dict[str, Any] = json.loads(lines[-1])
@@ -88,18 +91,22 @@ class Runner:
     extra_env: dict[str, str]
     started: float = field(default_factory=time.monotonic)
     records: list[dict[str, Any]] = field(default_factory=list)
+    extra_s: float = 0.0  # spent on repeats and quiet waits, bounded by sizes.retry_budget
 
     def may_repeat(self) -> bool:
-        return time.monotonic() - self.started < 0.8 * self.sizes.time_budget
+        return self.extra_s < self.sizes.retry_budget
 
     def measure(self, system: str, job: str, rep: int) -> dict[str, Any]:
         """Run until one attempt is undisturbed (or attempts/time run out); keep them all."""
         attempts: list[dict[str, Any]] = []
         for number in range(1, self.sizes.attempts + 1):
-            wait = self.sizes.quiet_wait if self.may_repeat() else 0.0
+            wait = min(self.sizes.quiet_wait, max(0.0, self.sizes.retry_budget - self.extra_s))
             waited = wait_for_quiet(DISTURBED_CORES, wait)
+            self.extra_s += waited
             t0 = time.monotonic()
             outcome = run_driver(system, job, self.sizes, self.extra_env)
+            if number > 1:
+                self.extra_s += time.monotonic() - t0
             outcome.update(system=system, job=job, rep=rep, attempt=number)
             outcome["waited_s"] = round(waited, 2)
             outcome["seconds"] = round(time.monotonic() - t0, 2)

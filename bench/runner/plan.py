@@ -28,23 +28,26 @@ QUICK_SKIP = {"celery-redis-threads", "celery-rabbitmq-threads"}
 
 @dataclass(frozen=True)
 class Sizes:
-    tasks: int  # W1, W2 (and W2r unless results_tasks)
+    tasks: int  # W1, W2
     results_tasks: int  # W2r
+    bulk_tasks: int  # W1 bulk
     io_tasks: int  # W5
     round_trips: int  # W3
-    cap: float  # seconds: longest enqueue, drain or round-trip phase
+    enqueue_cap: float  # seconds: the longest one-by-one enqueue phase
+    cap: float  # seconds: the longest drain or round-trip phase
     idle: float  # W4 idle time before memory is read
     runs: int
     attempts: int  # at most this many attempts per run when the machine disturbs them
     quiet_wait: float  # seconds: the longest wait for a quiet machine before an attempt
-    time_budget: float  # seconds: past 80% of it, disturbed runs are no longer repeated
+    retry_budget: float  # seconds: the most spent on repeats and quiet waits in one run
 
     def driver_args(self, job: str) -> list[str]:
-        tasks = self.results_tasks if job == "drain_results" else self.tasks
+        tasks = {"drain_results": self.results_tasks, "bulk": self.bulk_tasks}.get(job, self.tasks)
         return [
             f"--tasks={tasks}",
             f"--io-tasks={self.io_tasks}",
             f"--round-trips={self.round_trips}",
+            f"--enqueue-cap={self.enqueue_cap}",
             f"--cap={self.cap}",
             f"--idle={self.idle}",
         ]
@@ -53,26 +56,30 @@ class Sizes:
 FULL = Sizes(
     tasks=10_000,
     results_tasks=5_000,
+    bulk_tasks=5_000,
     io_tasks=1_000,
     round_trips=300,
-    cap=8.0,
+    enqueue_cap=3.0,
+    cap=5.0,
     idle=1.0,
     runs=3,
     attempts=3,
     quiet_wait=10.0,
-    time_budget=17 * 60,
+    retry_budget=180.0,
 )
 QUICK = Sizes(
     tasks=1_000,
     results_tasks=1_000,
+    bulk_tasks=1_000,
     io_tasks=500,
     round_trips=50,
-    cap=3.0,
+    enqueue_cap=2.0,
+    cap=2.0,
     idle=0.5,
     runs=1,
     attempts=1,
     quiet_wait=1.0,
-    time_budget=150,
+    retry_budget=10.0,
 )
 
 

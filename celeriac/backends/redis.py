@@ -37,8 +37,8 @@ Options (``options=``; the app passes ``result_backend_transport_options`` and t
                                         or a list (False); must match Celery workers
 ``master_name``, ``sentinel_kwargs``    Sentinel: the master's service name (required)
                                         and options for connections to the sentinels
-``redis_max_connections``               size of the connection pool (one more connection
-                                        is used for pub/sub while waiting)
+``redis_max_connections``               size of the connection pool (plus one pub/sub
+                                        connection once something waited, until close())
 ``redis_socket_timeout``                read/write timeout in seconds (default 120)
 ``redis_socket_connect_timeout``        connect timeout in seconds
 ``redis_retry_on_timeout``              retry a command once after a timeout

@@ -103,20 +103,61 @@ def celeriac(
 def _register_commands() -> None:
     from celeriac.cli.call import call
     from celeriac.cli.dead import dead
+    from celeriac.cli.multi import multi
     from celeriac.cli.purge import purge
     from celeriac.cli.result import result
     from celeriac.cli.worker import worker
 
-    for command in (worker, call, result, purge, dead):
+    for command in (worker, call, result, purge, dead, multi):
         celeriac.add_command(command)
 
 
 _register_commands()
 
 
+def _green_pool(argv: list[str]) -> str | None:
+    """``gevent`` or ``eventlet`` when ``celeriac worker`` is asked for that pool (``-P``).
+
+    Only for ``worker``: ``celeriac multi start ... -P gevent`` passes the option on to the
+    workers it starts and must not patch itself.
+    """
+    if "worker" not in argv or "multi" in argv[: argv.index("worker")]:
+        return None
+    for index, arg in enumerate(argv):
+        if arg in ("-P", "--pool"):
+            value = argv[index + 1] if index + 1 < len(argv) else ""
+        elif arg.startswith("--pool="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-P") and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            continue
+        if value in ("gevent", "eventlet"):
+            return value
+    return None
+
+
+def _patch_for_green_pool(argv: list[str]) -> None:
+    """Monkey-patch for ``-P gevent``/``-P eventlet`` before the app (and its imports) load.
+
+    As in Celery, only the command line can ask for this: ``worker_pool`` is read from the
+    app's settings, by which time sockets and threads may already be in use.
+    """
+    pool = _green_pool(argv)
+    if pool == "gevent":
+        from celeriac.worker.pools.gevent import patch
+
+        patch()
+    elif pool == "eventlet":
+        from celeriac.worker.pools.eventlet import patch as patch_eventlet
+
+        patch_eventlet()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``celeriac`` script and ``python -m celeriac``."""
     try:
+        _patch_for_green_pool(sys.argv[1:] if argv is None else argv)
         celeriac.main(args=argv, prog_name="celeriac", standalone_mode=True)
     except CeleriacError as exc:
         click.secho(f"Error: {exc}", fg="red", err=True)

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import __version__, signals
 from celeriac.brokers.base import mask_url
+from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import redirect_stdouts
+from celeriac.worker.autoscale import Autoscaler, Scalable, keepalive_from_env
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.leases import Leases
-from celeriac.worker.pools import pool_class
+from celeriac.worker.pools import Pool, pool_class
 from celeriac.worker.settle import Settler
 
 if TYPE_CHECKING:
@@ -56,6 +58,18 @@ class WorkerOptions:
     loglevel: str = "WARNING"
     #: Send print() output to the log, after the banner (the CLI worker does).
     redirect_stdouts: bool = False
+    #: ``--autoscale``: (max, min) pool size; the pool starts at min.
+    autoscale: tuple[int, int] | None = None
+    #: The ``-A`` value: prefork children load the app by it (None: the app's main module).
+    app_path: str | None = None
+    #: ``--logfile``, for prefork children to log where the worker does.
+    logfile: str | None = None
+    #: ``--time-limit`` / ``--soft-time-limit``: override task_time_limit / task_soft_time_limit.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    #: ``--max-tasks-per-child`` / ``--max-memory-per-child`` (KiB), prefork only.
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
 
 
 class Worker:
@@ -68,11 +82,17 @@ class Worker:
         self.hostname = default_nodename(options.hostname)
         self.pool_name = self._pool_name(options.pool)
         concurrency = options.concurrency or conf.worker_concurrency or os.cpu_count() or 1
-        self.pool = pool_class(self.pool_name)(int(concurrency))
+        if options.autoscale is not None:
+            concurrency = options.autoscale[1]
+        self._apply_time_limits(options)
+        self.pool = self._create_pool(int(concurrency))
+        self.autoscaler = self._autoscaler(options.autoscale)
         multiplier = options.prefetch_multiplier
         if multiplier is None:
             multiplier = int(conf.worker_prefetch_multiplier)
-        self.prefetch_limit = self.pool.concurrency * multiplier
+        # Autoscaled, the window is sized for MAX (as in Celery), or the pool could never grow.
+        window = options.autoscale[0] if options.autoscale else self.pool.concurrency
+        self.prefetch_limit = window * multiplier
         self.queues = options.queues or [conf.task_default_queue]
         self._stop = threading.Event()
         #: Set once the worker consumes (after the ``ready.`` log line).
@@ -80,13 +100,44 @@ class Worker:
         self._signals = 0
         self.consumer: Consumer | None = None
 
+    def _autoscaler(self, bounds: tuple[int, int] | None) -> Autoscaler | None:
+        if bounds is None:
+            return None
+        if not isinstance(self.pool, Scalable):
+            raise ImproperlyConfigured(f"The {self.pool_name} pool cannot be autoscaled.")
+        high, low = bounds
+        keepalive = keepalive_from_env()
+        return Autoscaler(self.pool, max_size=high, min_size=low, keepalive=keepalive)
+
     def _pool_name(self, requested: str | None) -> str:
         if requested:
             return requested
         if "worker_pool" in self.app.conf.changes:
             return str(self.app.conf.worker_pool)
-        # Celery's default is prefork, which this version does not have yet: threads it is.
-        return "threads"
+        return "prefork"  # Celery's default
+
+    def _apply_time_limits(self, options: WorkerOptions) -> None:
+        # The worker flags win over the settings, as in Celery.
+        if options.time_limit is not None:
+            self.app.conf.task_time_limit = options.time_limit
+        if options.soft_time_limit is not None:
+            self.app.conf.task_soft_time_limit = options.soft_time_limit
+
+    def _create_pool(self, concurrency: int) -> Pool:
+        if self.pool_name not in ("prefork", "processes"):
+            return pool_class(self.pool_name)(concurrency)
+        from celeriac.worker.pools.prefork import PreforkPool
+
+        conf, options = self.app.conf, self.options
+        return PreforkPool(
+            concurrency,
+            app=self.app,
+            app_path=options.app_path,
+            loglevel=options.loglevel,
+            logfile=options.logfile,
+            max_tasks_per_child=options.max_tasks_per_child or conf.worker_max_tasks_per_child,
+            max_memory_per_child=options.max_memory_per_child or conf.worker_max_memory_per_child,
+        )
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -123,6 +174,8 @@ class Worker:
             prefetch_limit=self.prefetch_limit,
         )
         self.pool.start()
+        if self.autoscaler is not None:
+            self.autoscaler.start()
         settler.start()
         leases.start()
         consumer_thread = threading.Thread(target=self.consumer.run, name="Consumer", daemon=True)
@@ -136,6 +189,8 @@ class Worker:
 
     def _warn_about_time_limits(self) -> None:
         """Say so when time limits are configured: these pools cannot enforce them."""
+        if self.pool_name in ("prefork", "processes"):
+            return  # the prefork pool enforces them
         conf = self.app.conf
         limited = sorted(
             name
@@ -166,6 +221,8 @@ class Worker:
         assert self.consumer is not None
         self.consumer.stop()
         consumer_thread.join()
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         self.pool.stop(wait=True)
         settler.stop()
         leases.stop()
@@ -176,10 +233,13 @@ class Worker:
         logger.info("%s stopped.", self.hostname)
 
     def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # embedded in a test or another program: the caller stops us with stop()
+        # Asked of signal.signal(), not of `threading`: under eventlet's patching
+        # main_thread() is not the current thread even in the main thread.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+            try:
+                signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: embedded in a test or another program,
+                return  # whose caller stops us with stop()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
@@ -205,6 +265,8 @@ class Worker:
                     self.app.broker.reject(held, requeue=True)
             except Exception as exc:  # their leases will lapse; nothing is lost
                 logger.error("Could not give back %d messages: %r", len(held), exc)
+        if self.pool_name in ("prefork", "processes"):
+            self.pool.stop(wait=False)  # kill the children: their tasks are given back above
         logging.shutdown()
         os._exit(1)
 
@@ -224,7 +286,7 @@ class Worker:
             f"- ** ---------- .> app:         {app.main or '__main__'}:{id(app):#x}",
             f"- ** ---------- .> transport:   {mask_url(app.broker_url)}",
             f"- ** ---------- .> results:     {mask_url(backend) if backend else 'disabled://'}",
-            f"- *** --- * --- .> concurrency: {self.pool.concurrency} ({self.pool_name})",
+            f"- *** --- * --- .> concurrency: {self._concurrency_text()}",
             f"-- ******* ---- .> prefetch:    {self.prefetch_limit or 'unlimited'}",
             "--- ***** ----- ",
             " -------------- [queues]",
@@ -236,6 +298,12 @@ class Worker:
         lines += ["", "[tasks]"]
         lines += [f"  . {name}" for name in tasks] or ["  (none registered)"]
         return "\n".join(lines) + "\n"
+
+    def _concurrency_text(self) -> str:
+        if self.autoscaler is not None:
+            scaler = self.autoscaler
+            return f"{scaler.min_size}..{scaler.max_size} ({self.pool_name}, autoscale)"
+        return f"{self.pool.concurrency} ({self.pool_name})"
 
 
 def _process_name() -> str:

@@ -212,9 +212,6 @@ def test_backend_for_url_picks_the_class(url: str | None, cls: type[Any]) -> Non
 @pytest.mark.parametrize(
     ("url", "name"),
     [
-        ("redis://localhost:6379/0", "redis"),
-        ("rediss://localhost:6380/0", "rediss"),
-        ("sentinel://localhost:26379", "sentinel"),
         ("rpc://", "rpc"),
         ("db+postgresql://user:pw@localhost/db", "db+postgresql"),
         ("db+mysql://localhost/db", "db+mysql"),

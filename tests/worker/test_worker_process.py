@@ -149,7 +149,7 @@ def test_time_limits_the_pool_cannot_enforce_are_announced(project: Path) -> Non
             return 1
     """,
     )
-    with WorkerProcess("limited", project) as worker:
+    with WorkerProcess("limited", project, "-P", "threads") as worker:
         worker.wait_for_output("Time limits are set for limited.slow")
     assert "cannot enforce them" in worker.output
 

@@ -22,7 +22,39 @@ def _threads() -> type[Pool]:
     return ThreadPool
 
 
-_LOADERS: dict[str, Callable[[], type[Pool]]] = {"solo": _solo, "threads": _threads}
+def _asyncio() -> type[Pool]:
+    from celeriac.worker.pools.asyncio import AsyncioPool
+
+    return AsyncioPool
+
+
+def _gevent() -> type[Pool]:
+    from celeriac.worker.pools.gevent import GeventPool
+
+    return GeventPool
+
+
+def _eventlet() -> type[Pool]:
+    from celeriac.worker.pools.eventlet import EventletPool
+
+    return EventletPool
+
+
+def _prefork() -> type[Pool]:
+    from celeriac.worker.pools.prefork import PreforkPool
+
+    return PreforkPool
+
+
+_LOADERS: dict[str, Callable[[], type[Pool]]] = {
+    "solo": _solo,
+    "threads": _threads,
+    "asyncio": _asyncio,
+    "gevent": _gevent,
+    "eventlet": _eventlet,
+    "prefork": _prefork,
+    "processes": _prefork,
+}
 
 #: Every pool name ``-P`` accepts (Celery's names).
 POOL_NAMES = ("prefork", "processes", "threads", "solo", "asyncio", "gevent", "eventlet")

@@ -45,14 +45,30 @@ class Job(Protocol):
         """celeriac itself failed around this job (not the task body)."""
 
 
-def run_inline(job: Job) -> None:
-    """Run a job entirely in the calling thread (the solo and threads pools)."""
+def run_inline(job: Job, *, soft_limit: bool = False) -> None:
+    """Run a job entirely in the calling thread (the solo and threads pools).
+
+    With ``soft_limit`` (real OS threads only, never greenlets: the exception is aimed at
+    the thread), a soft time limit is enforced on a best-effort basis; see
+    :class:`~celeriac.worker.time_limits.ThreadSoftLimit`.
+    """
     try:
         prepared = job.begin()
         if prepared is not None:
-            job.finish(job.run(prepared))
+            outcome = _run_soft_limited(job, prepared) if soft_limit else job.run(prepared)
+            job.finish(outcome)
     except Exception as error:
         job.fail(error)
+
+
+def _run_soft_limited(job: Job, prepared: Prepared) -> Outcome:
+    from celeriac.worker.time_limits import ThreadSoftLimit, limits_for
+
+    soft = limits_for(prepared)[1]
+    if soft is None:
+        return job.run(prepared)
+    with ThreadSoftLimit(soft, prepared.task.name, prepared.request.id or ""):
+        return job.run(prepared)
 
 
 class Pool(abc.ABC):

@@ -19,7 +19,7 @@ class SoloPool(Pool):
         """Nothing to start: jobs run in the caller's thread."""
 
     def submit(self, job: Job) -> None:
-        run_inline(job)
+        run_inline(job, soft_limit=True)
 
     def stop(self, *, wait: bool) -> None:
         """Nothing to stop: a job in progress finishes before submit() returns."""

@@ -26,14 +26,47 @@ class ThreadPool(Pool):
         super().__init__(concurrency)
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._busy = 0  # threads running a job; guarded by _lock (read by the autoscaler)
+        self._lock = threading.Lock()
+        self._named = 0  # threads started so far, for their names
 
     def start(self) -> None:
-        for index in range(self.concurrency):
+        self._add_threads(self.concurrency)
+
+    def _add_threads(self, n: int) -> None:
+        for _ in range(n):
+            self._named += 1
             thread = threading.Thread(
-                target=self._serve, name=f"ThreadPoolWorker-{index + 1}", daemon=True
+                target=self._serve, name=f"ThreadPoolWorker-{self._named}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
+
+    # --- autoscaling (see celeriac.worker.autoscale.Scalable) --------------------------------
+
+    @property
+    def size(self) -> int:
+        return self.concurrency
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    @property
+    def waiting(self) -> int:
+        return self._jobs.qsize()
+
+    def grow(self, n: int) -> None:
+        # Forget the threads shrink() ended, or each scaling cycle would leave a few behind.
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        self.concurrency += n
+        self._add_threads(n)
+
+    def shrink(self, n: int) -> None:
+        # Each stop marker ends one thread once the jobs queued before it have started.
+        self.concurrency -= n
+        for _ in range(n):
+            self._jobs.put(_STOP)
 
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
@@ -43,7 +76,13 @@ class ThreadPool(Pool):
             job = self._jobs.get()
             if job is _STOP:
                 return
-            run_inline(job)
+            with self._lock:
+                self._busy += 1
+            try:
+                run_inline(job, soft_limit=True)
+            finally:
+                with self._lock:
+                    self._busy -= 1
 
     def stop(self, *, wait: bool) -> None:
         for _ in self._threads:

@@ -1,0 +1,1 @@
+"""Celery and celeriac on one broker: each runs the other's tasks and reads its results."""
