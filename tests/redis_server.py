@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["RedisServer", "free_port", "private_redis"]
+__all__ = ["RedisServer", "free_port", "private_redis", "private_sentinel"]
 
 #: Longest wait for the server to answer PING after a start (seconds).
 START_TIMEOUT = 10.0
@@ -135,3 +135,45 @@ def private_redis(
         yield server.start()
     finally:
         server.stop()
+
+
+@contextmanager
+def private_sentinel(directory: Path, master: RedisServer, name: str = "mymaster") -> Iterator[int]:
+    """A Redis Sentinel watching ``master`` under ``name``; yields its port, stops it after."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError("redis-server is not installed")
+    port = free_port()
+    config = directory / f"sentinel-{port}.conf"  # Sentinel rewrites it: keep it writable
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor {name} 127.0.0.1 {master.port} 1\n"
+    )
+    log = directory / f"sentinel-{port}.log"
+    proc = subprocess.Popen(
+        [executable, str(config), "--sentinel", "--logfile", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name):
+                    break
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis sentinel did not start")
+            time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)

@@ -60,7 +60,7 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, grace: float = 3.0) -> None:
+    def stop(self, grace: float = 1.0) -> None:
         if self.proc is None:
             return
         self.tree()

@@ -53,8 +53,8 @@ def _wait(s: Session, worker: WorkerProcess, count: int, timeout: float) -> bool
         if s.listener.wait_for(count, min(0.5, max(0.0, deadline - time.monotonic()))):
             return True
         if not worker.alive():
-            raise WorkerFailed(f"worker exited ({worker.proc and worker.proc.returncode}):\n"
-                               f"{worker.log_tail()}")  # fmt: skip
+            code = worker.proc.returncode if worker.proc else None
+            raise WorkerFailed(f"worker exited ({code}):\n{worker.log_tail()}")
     return s.listener.count >= count
 
 

@@ -65,7 +65,7 @@ FULL = Sizes(
     runs=3,
     attempts=3,
     quiet_wait=10.0,
-    retry_budget=180.0,
+    retry_budget=150.0,
 )
 QUICK = Sizes(
     tasks=1_000,

@@ -18,7 +18,7 @@ def _counters() -> tuple[float, float]:
     return user + nice + system + irq + softirq + steal, idle + iowait
 
 
-def busy_cores(seconds: float = 0.25) -> float:
+def busy_cores(seconds: float = 0.15) -> float:
     """Cores in use, machine-wide, averaged over ``seconds``."""
     busy0, idle0 = _counters()
     time.sleep(seconds)

@@ -102,8 +102,14 @@ lock), ``unacked_restore_interval``, ``unacked_restore_throttle``, ``body_encodi
 ``deadletter_queue``, ``min_other_sentinels``, ``sentinel_fanout_compat``, ``max_retries``,
 ``interval_start``, ``interval_step``, ``interval_max``; ``ack_emulation`` must stay True.
 
+Connections: a pool for batch writes (``max_connections`` bounds it), plus one connection
+of its own for each thread that publishes (a single publish skips the pool's checkout) and
+two for each thread that claims (the claim connection and its subscriber). A forked child
+opens its own rather than share its parent's sockets.
+
 Redis errors raise :class:`~celeriac.exceptions.OperationalError` (``from`` the redis-py
-error); the next call reconnects.
+error); the next call reconnects, and a connection found stale (after a server restart) is
+replaced once inside the call.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
@@ -136,7 +142,20 @@ from celeriac.exceptions import EncodeError, ImproperlyConfigured, OperationalEr
 from celeriac.message import Message
 from celeriac.serialization import json_dumps, json_loads
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "FALLBACK_POLL", "RedisBroker", "RedisOptions"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "FALLBACK_POLL",
+    "EtaLayout",
+    "QueueOrder",
+    "RedisBroker",
+    "RedisOptions",
+    "parse_envelope",
+]
+
+#: How a consumer orders its queues within one priority step.
+QueueOrder = Literal["round_robin", "sorted", "priority"]
+#: Where ETA messages wait: celeriac's delayed key, or the list as Celery sends them.
+EtaLayout = Literal["celeriac", "celery"]
 
 #: Lease length when ``visibility_timeout`` is not given (the worker renews every 20 s).
 DEFAULT_LEASE_SECONDS = 60.0
@@ -304,9 +323,9 @@ class RedisOptions:
     visibility_timeout: float | None = None
     global_keyprefix: str = ""
     priority_steps: tuple[int, ...] = (0, 3, 6, 9)
-    queue_order_strategy: str = "round_robin"
+    queue_order_strategy: QueueOrder = "round_robin"
     sep: str = "\x06\x16"
-    eta_layout: str = "celeriac"
+    eta_layout: EtaLayout = "celeriac"
     max_connections: int | None = None
     socket_timeout: float | None = 30.0
     socket_connect_timeout: float | None = 5.0
@@ -637,8 +656,17 @@ def _sentinel_pool(url: str, options: RedisOptions) -> redis.ConnectionPool:
 
 
 def _new_connection(pool: redis.ConnectionPool, **overrides: Any) -> Any:
-    """A connection made like the pool's, owned by the caller (not counted by the pool)."""
+    """A connection made like the pool's, owned by the caller (not counted by the pool).
+
+    Call :func:`_send_packed` (or ``connect()`` first): the lazy connect inside redis-py's
+    ``send_command`` skips the Sentinel master lookup that ``connect()`` does.
+    """
     return pool.connection_class(**{**pool.connection_kwargs, **overrides})
+
+
+def _send_packed(conn: Any, packed: Any) -> None:
+    conn.connect()  # a no-op when connected; through Sentinel's lookup when not
+    conn.send_packed_command(packed)
 
 
 # --- claiming --------------------------------------------------------------------------------
@@ -649,7 +677,7 @@ class _ClaimPlan:
     """The claim script's keys and fixed arguments for one ordered set of queues."""
 
     queues: tuple[str, ...]
-    keys: tuple[str, ...]
+    head: tuple[Any, ...]  # EVALSHA, its sha, the number of keys, the keys
     tail: tuple[Any, ...]  # ARGV after (limit, lease, token)
     prefixes: tuple[str, ...]  # what an idle consumer asks to be notified about
 
@@ -689,11 +717,19 @@ class _ClaimChannel:
         self.can_track = True
         #: The last claim found nothing: the next one starts armed.
         self.idle = False
+        #: Replies of commands sent without waiting, read before the next ones.
+        self.unread = 0
 
     def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send commands in one round trip; a command's error is returned as its reply."""
         conn = self.conn
-        conn.send_packed_command(conn.pack_commands(commands))
+        _send_packed(conn, conn.pack_commands(commands))
+        while self.unread:
+            self.unread -= 1
+            try:
+                conn.read_response()
+            except redis.exceptions.ResponseError:
+                pass
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -730,14 +766,26 @@ class _ClaimChannel:
             else:
                 self.armed = prefixes if command[2] == "ON" else None
 
+    def disarm_now(self) -> None:
+        """Tracking off at once, without waiting for the reply: work arrived, and a worker
+        whose prefetch window is now full may not claim again for a long time."""
+        if self.armed is None:
+            return
+        try:
+            _send_packed(self.conn, self.conn.pack_command("CLIENT", "TRACKING", "OFF"))
+        except redis.RedisError:
+            self.reset()  # the claimed messages are returned all the same
+            return
+        self.unread += 1
+        self.armed = None
+
     def _subscribe(self) -> None:
         if self.sub is not None:
             return
         sub = _new_connection(self._pool, health_check_interval=0)
         try:
-            sub.send_command("CLIENT", "ID")
+            _send_packed(sub, sub.pack_commands([("CLIENT", "ID"), ("SUBSCRIBE", _INVALIDATE)]))
             self.sub_id = int(sub.read_response())
-            sub.send_command("SUBSCRIBE", _INVALIDATE)
             sub.read_response()
         except BaseException:
             sub.disconnect()
@@ -768,6 +816,7 @@ class _ClaimChannel:
             self.sub.disconnect()
         self.sub = self.sub_id = None
         self.armed = None
+        self.unread = 0
 
     close = reset
 
@@ -934,13 +983,14 @@ class RedisBroker(Broker):
             conn = self._local.direct = _new_connection(self._pool)
             with self._channels_lock:
                 self._directs.append(conn)
+        packed = conn.pack_command(*command)
         try:
-            conn.send_command(*command)
+            _send_packed(conn, packed)
             return conn.read_response()
         except redis.exceptions.ConnectionError:
             # Most likely stale (the server restarted): one attempt on a fresh socket.
             conn.disconnect()
-            conn.send_command(*command)
+            _send_packed(conn, packed)
             return conn.read_response()
 
     def publish_many(self, items: Sequence[Outgoing]) -> None:
@@ -1001,6 +1051,8 @@ class RedisBroker(Broker):
                 channel.wait(self._wake_in(reply, left))
                 reply = self._round(channel, plan, limit, arm=True)
             channel.idle = not reply.items
+            if reply.items:
+                channel.disarm_now()
         except redis.RedisError as exc:
             self._channel().reset()
             raise self._error("claim messages", exc) from exc
@@ -1038,7 +1090,8 @@ class RedisBroker(Broker):
         )
         prefixes = _tracking_prefixes(iter([*[keys.list_key(q, 0) for q in queues], *delayed]))
         all_keys = (keys.unacked, keys.unacked_index, keys.leases, *delayed, *lists)
-        return _ClaimPlan(queues, all_keys, tail, prefixes)
+        head = ("EVALSHA", _SHAS["claim"], len(all_keys), *all_keys)
+        return _ClaimPlan(queues, head, tail, prefixes)
 
     def _channel(self) -> _ClaimChannel:
         channel: _ClaimChannel | None = getattr(self._local, "channel", None)
@@ -1052,22 +1105,25 @@ class RedisBroker(Broker):
         self, channel: _ClaimChannel, plan: _ClaimPlan, limit: int, *, arm: bool
     ) -> _ClaimReply:
         """One round trip: maybe restore lapsed leases, claim, and arm or disarm tracking."""
-        before = channel.arm_commands(plan.prefixes) if arm else []
-        after = [("CLIENT", "TRACKING", "OFF")] if not arm and channel.armed is not None else []
         scripts = [self._restore_command()] if self._restore_due() else []
-        token = secrets.token_hex(6) + ":"
-        scripts.append(
-            (
-                "EVALSHA",
-                _SHAS["claim"],
-                len(plan.keys),
-                *plan.keys,
-                min(limit, CLAIM_BATCH),
-                self.lease_seconds,
-                token,
-                *plan.tail,
-            )
-        )
+        token = secrets.token_hex(6) + ":"  # tags are token + 1, 2, ...: unique per claim
+        scripts.append((*plan.head, min(limit, CLAIM_BATCH), self.lease_seconds, token, *plan.tail))
+        replies = self._run_scripts(channel, scripts, plan.prefixes, arm=arm)
+        if len(scripts) == 2:
+            self._restored(int(replies[0]))
+        return _parse_claim(replies[-1])
+
+    def _run_scripts(
+        self,
+        channel: _ClaimChannel,
+        scripts: list[tuple[Any, ...]],
+        prefixes: tuple[str, ...],
+        *,
+        arm: bool,
+    ) -> list[Any]:
+        """Run ``scripts`` in one round trip with the tracking commands ``arm`` asks for."""
+        before = channel.arm_commands(prefixes) if arm else []
+        after = [("CLIENT", "TRACKING", "OFF")] if not arm and channel.armed is not None else []
         commands = [*before, *scripts, *after]
         try:
             if channel.armed is not None:
@@ -1077,20 +1133,18 @@ class RedisBroker(Broker):
             # Most likely a connection that went stale while idle: one fresh attempt (a claim
             # whose reply was lost only leaves messages held until their lease lapses).
             channel.reset()
-            before = channel.arm_commands(plan.prefixes) if arm else []
+            before = channel.arm_commands(prefixes) if arm else []
             commands = [*before, *scripts]
             replies = channel.execute(commands)
-        channel.armed_by(commands, replies, plan.prefixes)
-        script_replies = replies[len(before) : len(before) + len(scripts)]
-        if any(_is_noscript(reply) for reply in script_replies):
-            self._load_scripts(channel)
-            script_replies = channel.execute(scripts)
-        for reply in script_replies:
+        channel.armed_by(commands, replies, prefixes)
+        replies = replies[len(before) : len(before) + len(scripts)]
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            self._load_scripts(channel)  # a restarted server forgot them
+            replies = channel.execute(scripts)
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        if len(scripts) == 2:
-            self._restored(int(script_replies[0]))
-        return _parse_claim(script_replies[-1])
+        return replies
 
     def _restore_due(self) -> bool:
         return time.monotonic() >= self._next_restore
@@ -1244,10 +1298,6 @@ class RedisBroker(Broker):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _is_noscript(reply: Any) -> bool:
-    return isinstance(reply, redis.exceptions.NoScriptError)
 
 
 def _parse_claim(reply: list[Any]) -> _ClaimReply:

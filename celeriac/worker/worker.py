@@ -135,6 +135,7 @@ class Worker:
             app_path=options.app_path,
             loglevel=options.loglevel,
             logfile=options.logfile,
+            redirect_stdouts=options.redirect_stdouts,
             max_tasks_per_child=options.max_tasks_per_child or conf.worker_max_tasks_per_child,
             max_memory_per_child=options.max_memory_per_child or conf.worker_max_memory_per_child,
         )

@@ -10,6 +10,7 @@ keys are deleted afterwards). Tests that stop or reconfigure Redis use a private
 from __future__ import annotations
 
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -34,7 +35,7 @@ from celeriac.protocol import build_task_message
 from celeriac.testing.broker_suite import claim_until, message, numbers
 from tests.brokers.test_conformance_redis import URL, delete_prefixed
 from tests.helpers import WorkerProcess, write_module
-from tests.redis_server import free_port, private_redis
+from tests.redis_server import free_port, private_redis, private_sentinel
 
 SEP = "\x06\x16"
 Make = Callable[..., RedisBroker]
@@ -724,3 +725,87 @@ def test_worker_survives_a_redis_restart_and_loses_nothing(tmp_path: Path) -> No
                 assert done() == set(range(total)), f"lost: {sorted(set(range(total)) - done())}"
         finally:
             client.close()
+
+
+def test_a_forked_child_uses_its_own_connections(make: Make) -> None:
+    """A prefork pool's children inherit the broker: they must not share its sockets."""
+    broker = make(socket_timeout=3)  # a stolen reply shows up as a timeout, not a hang
+    broker.publish("fork", message(1))
+    broker.ack(broker.claim(["fork"], limit=1, timeout=1))
+    inherited = {id(broker._local.direct), id(broker._local.channel.conn)}
+    pid = os.fork()
+    if pid == 0:  # the child: publish and claim on the inherited instance
+        code = 1
+        try:
+            for n in range(300):
+                broker.publish("fork-child", message(n))
+            got = claim_until(broker, ["fork-child"], 300, within=5)
+            broker.ack(got)
+            own = {id(broker._local.direct), id(broker._local.channel.conn)}
+            code = 0 if numbers(got) == list(range(300)) else 3
+            code = code or (4 if own & inherited else 0)
+        finally:
+            os._exit(code)
+    for n in range(300):  # meanwhile the parent keeps using its own connections
+        broker.publish("fork-parent", message(n))
+    got = claim_until(broker, ["fork-parent"], 300, within=5)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert numbers(got) == list(range(300))
+
+
+def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
+    with private_redis(tmp_path) as master, private_sentinel(tmp_path, master) as port:
+        # The first sentinel listed is down: the broker asks the next one.
+        url = f"sentinel://127.0.0.1:{free_port()}/2;sentinel://127.0.0.1:{port}/2"
+        broker = broker_for_url(url, options={"master_name": "mymaster"})
+        try:
+            broker.connect()
+            broker.publish("sentinel", message(1))
+            assert master.client(2).llen("sentinel") == 1
+            got = broker.claim(["sentinel"], limit=1, timeout=1)
+            assert numbers(got) == [1]
+            broker.ack(got)
+        finally:
+            broker.close()
+
+
+def test_a_consumer_that_got_work_stops_being_notified(make: Make) -> None:
+    """A worker whose prefetch window fills may not claim for minutes: no pile-up meanwhile."""
+    consumer, publisher = make(), make()
+    got: list[Delivery] = []
+    thread = threading.Thread(
+        target=lambda: got.extend(consumer.claim(["quiet"], limit=1, timeout=5))
+    )
+    thread.start()
+    time.sleep(0.2)  # idle and armed
+    publisher.publish("quiet", message(1))
+    thread.join(5)
+    assert numbers(got) == [1]
+    [channel] = consumer._channels
+    assert channel.armed is None
+    for n in range(50):
+        publisher.publish("quiet", message(n))
+    notified = 0
+    while channel.sub.can_read(0.2):
+        channel.sub.read_response()
+        notified += 1
+    # At most one publish can overtake the tracking-off command in flight.
+    assert notified <= 1, f"{notified} notifications while busy"
+    consumer.ack(got)
+
+
+def test_round_robin_alternates_queues_within_a_step(make: Make) -> None:
+    fair, fixed = make(), make(queue_order_strategy="priority")
+    fair.publish_many([Outgoing(q, message(n)) for n in range(4) for q in ("rr-a", "rr-b")])
+    queues = ["rr-a", "rr-b"]
+    assert [fair.claim(queues, limit=1, timeout=1)[0].queue for _ in range(4)] == [
+        "rr-a",
+        "rr-b",
+        "rr-a",
+        "rr-b",
+    ]
+    assert [fixed.claim(queues, limit=1, timeout=1)[0].queue for _ in range(2)] == [
+        "rr-a",
+        "rr-a",
+    ]

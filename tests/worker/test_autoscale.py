@@ -46,7 +46,7 @@ def test_worker_grows_under_load_and_shrinks_when_idle(project: Path) -> None:
     """Six 2 s tasks on ``--autoscale=6,2``: at 2 threads they would take 6 s."""
     _python(project, "from stasks import snooze\nfor _ in range(6): snooze.delay(2)")
     env = {"AUTOSCALE_KEEPALIVE": "1"}
-    with WorkerProcess("stasks", project, "--autoscale=6,2", env=env) as worker:
+    with WorkerProcess("stasks", project, "--autoscale=6,2", "-P", "threads", env=env) as worker:
         started = time.monotonic()
         deadline = started + 20
         while worker.output.count("] succeeded in") < 6 and time.monotonic() < deadline:

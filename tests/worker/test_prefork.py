@@ -415,3 +415,33 @@ def test_warm_shutdown_finishes_the_running_task_and_leaves_no_children(project:
     finally:
         worker.kill()
         _kill_all([pid for pid in children if _alive(pid)])
+
+
+def test_in_process_worker_finds_the_app_by_its_main_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without -A, children import the app by ``app.main`` (here the tasks module's name)."""
+    write_module(
+        tmp_path,
+        "inproc_tasks",
+        """
+        import os
+        from celeriac import Celery
+
+        app = Celery("inproc_tasks", broker="memory://", backend="memory://")
+
+        @app.task
+        def pid():
+            return os.getpid()
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    import importlib
+
+    from celeriac.testing.worker import start_worker
+
+    module = importlib.import_module("inproc_tasks")
+    with start_worker(module.app, pool="prefork", concurrency=1, ready_timeout=60):
+        child = module.pid.delay().get(timeout=20)
+    assert child != os.getpid()

@@ -68,7 +68,7 @@ def _signals(project: Path) -> list[dict[str, object]]:
 
 def test_worker_signals_task_logger_and_print_redirect(tmp_path: Path) -> None:
     write_module(tmp_path, "signalled", SIGNALLED)
-    with WorkerProcess("signalled", tmp_path, "-n", "sig@%h") as worker:
+    with WorkerProcess("signalled", tmp_path, "-n", "sig@%h", "-P", "threads") as worker:
         done = subprocess.run(
             [
                 sys.executable,

@@ -15,6 +15,7 @@ in the parent.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import pickle
@@ -51,6 +52,8 @@ class ChildSettings:
     app_path: str
     loglevel: str
     logfile: str | None
+    #: ``worker_redirect_stdouts``: print() in a task goes to the log, as in the worker.
+    redirect_stdouts: bool
     result_serializer: str
     max_tasks: int | None
     max_memory_kib: int | None
@@ -64,7 +67,9 @@ def load_app(app_path: str) -> Any:
     from celeriac.cli.app_loader import find_app
 
     app = find_app(app_path)
-    app.loader_import_modules()
+    # The worker's import_modules signal was sent once, in the worker: import them quietly.
+    for name in [*tuple(app.conf.imports or ()), *tuple(app.conf.include or ())]:
+        importlib.import_module(name)
     return app
 
 
@@ -77,9 +82,11 @@ def child_main(conn: Connection, settings: ChildSettings) -> None:
     _die_with_parent()
     app = load_app(settings.app_path)
     app.conf.update(settings.conf_changes)
-    from celeriac.utils.log import configure_worker_logging
+    from celeriac.utils.log import configure_worker_logging, redirect_stdouts
 
     configure_worker_logging(app.conf, settings.loglevel, settings.logfile)
+    if settings.redirect_stdouts:
+        redirect_stdouts(app.conf.worker_redirect_stdouts_level)
     signals.worker_process_init.send(sender=None)
     exitcode = 0
     try:

@@ -156,6 +156,7 @@ class PreforkPool(Pool):
         app_path: str | None = None,
         loglevel: str = "WARNING",
         logfile: str | None = None,
+        redirect_stdouts: bool = False,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         start_method: str | None = None,
@@ -165,6 +166,7 @@ class PreforkPool(Pool):
         self._app_path = app_path
         self._loglevel = loglevel
         self._logfile = logfile
+        self._redirect_stdouts = redirect_stdouts
         self._max_tasks = max_tasks_per_child or None
         self._max_memory = max_memory_per_child or None
         self._start_method = start_method
@@ -194,6 +196,7 @@ class PreforkPool(Pool):
             app_path=self._resolve_app_path(app),
             loglevel=self._loglevel,
             logfile=self._logfile,
+            redirect_stdouts=self._redirect_stdouts,
             result_serializer=str(app.conf.result_serializer),
             max_tasks=self._max_tasks,
             max_memory_kib=self._max_memory,
@@ -221,6 +224,28 @@ class PreforkPool(Pool):
         self._wake()
         if self._thread is not None:
             self._thread.join(None if wait else 5.0)
+
+    # --- autoscaling (see celeriac.worker.autoscale.Scalable) --------------------------------
+
+    @property
+    def size(self) -> int:
+        return self.concurrency
+
+    @property
+    def busy(self) -> int:
+        return sum(1 for child in list(self._children) if child.inflight)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._submitted) + len(self._pending)
+
+    def grow(self, n: int) -> None:
+        self.concurrency += n  # the supervisor starts the missing children
+        self._wake()
+
+    def shrink(self, n: int) -> None:
+        self.concurrency = max(self.concurrency - n, 1)  # idle extras are retired
+        self._wake()
 
     @property
     def child_pids(self) -> list[int]:
@@ -557,6 +582,7 @@ class PreforkPool(Pool):
             _finish(head, _settle_as(head, exc, now - child.head_since))
 
     def _replace_children(self) -> None:
+        self._retire_extra_children()
         if self._cold or len(self._children) >= self.concurrency:
             return
         if self._closing and not self._pending:
@@ -565,6 +591,21 @@ class PreforkPool(Pool):
             return
         while len(self._children) < self.concurrency:
             self._spawn()
+
+    def _retire_extra_children(self) -> None:
+        """After a shrink: idle children beyond ``concurrency`` are told to exit."""
+        active = [child for child in self._children if child.retiring is None]
+        extra = len(active) - self.concurrency
+        for child in active:
+            if extra <= 0:
+                return
+            if child.ready and not child.inflight:
+                child.retiring = "shrink"
+                try:
+                    child.conn.send_bytes(pickle.dumps(None))
+                except OSError:
+                    pass  # already gone: its sentinel will say so
+                extra -= 1
 
     # --- shutdown ----------------------------------------------------------------------------
 
