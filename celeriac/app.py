@@ -196,6 +196,8 @@ class Celery:
             with self._lock:
                 if self._broker is None:
                     options = dict(self.conf.broker_transport_options or {})
+                    if self.conf.broker_use_ssl:
+                        options["broker_use_ssl"] = self.conf.broker_use_ssl
                     self._broker = broker_for_url(self.broker_url, options=options)
         return self._broker
 

@@ -102,6 +102,12 @@ lock), ``unacked_restore_interval``, ``unacked_restore_throttle``, ``body_encodi
 ``deadletter_queue``, ``min_other_sentinels``, ``sentinel_fanout_compat``, ``max_retries``,
 ``interval_start``, ``interval_step``, ``interval_max``; ``ack_emulation`` must stay True.
 
+A message given back goes to the queue named by its ``unacked`` entry: the routing key for
+the default exchange (Celery's usual case), else the exact routing-key matches in kombu's
+``_kombu.binding.<exchange>`` set (topic patterns are not evaluated: the routing key's queue
+is used). The scripts write to list keys they derive from queue names, so, like kombu, this
+broker does not run on Redis Cluster.
+
 Connections: a pool for batch writes (``max_connections`` bounds it), plus one connection
 of its own for each thread that publishes (a single publish skips the pool's checkout) and
 two for each thread that claims (the claim connection and its subscriber). A forked child
