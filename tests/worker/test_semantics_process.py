@@ -1,9 +1,12 @@
-"""Task semantics through one real CLI worker process on the embedded SQLite broker."""
+"""Task semantics through one real CLI worker process, on the embedded SQLite broker and Redis."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,12 @@ TASKS = """
     from celeriac.contrib.abortable import AbortableTask
     from celeriac.exceptions import Ignore, Reject
 
-    app = Celery("sem")
+    URL = os.environ.get("SEM_BROKER")  # None: the embedded SQLite file
+    app = Celery("sem", broker=URL, backend=URL)
+    if URL:
+        prefix = os.environ["SEM_PREFIX"]
+        app.conf.broker_transport_options = {"global_keyprefix": prefix}
+        app.conf.result_backend_transport_options = {"global_keyprefix": prefix}
     app.conf.update(result_extended=True, task_track_started=True)
     HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,21 +107,51 @@ TASKS = """
 """
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("semantics")
+#: Redis DB reserved for these tests; each run uses its own key prefix and deletes it after.
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp(f"semantics-{request.param}")
     write_module(directory, "sem", TASKS)
-    with WorkerProcess("sem", directory, "-c", "4"):
-        yield directory
+    env = _environment(request.param)
+    (directory / "env.json").write_text(json.dumps(env))
+    try:
+        with WorkerProcess("sem", directory, "-c", "4", env=env):
+            yield directory
+    finally:
+        if env:
+            _delete_prefix(env["SEM_PREFIX"])
+
+
+def _environment(kind: str) -> dict[str, str]:
+    if kind == "sqlite":
+        return {}
+    return {"SEM_BROKER": REDIS_URL, "SEM_PREFIX": f"sem-{uuid.uuid4().hex[:8]}:"}
+
+
+def _delete_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
 
 
 def produce(project: Path, code: str, timeout: float = 60.0) -> str:
+    env = {**os.environ, **json.loads((project / "env.json").read_text())}
     done = subprocess.run(
         [sys.executable, "-c", "from sem import *\n" + code],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
