@@ -108,7 +108,7 @@ TASKS = """
 
 
 #: Redis DB reserved for these tests; each run uses its own key prefix and deletes it after.
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = "redis://127.0.0.1:6379/9"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
