@@ -282,6 +282,14 @@ class Task(Generic[P, R]):
         eta: dt.datetime | None,
         options: Mapping[str, Any],
     ) -> None:
+        # The next attempt goes where this one came from, unless the call says otherwise.
+        defaults = {
+            "root_id": request.root_id,
+            "parent_id": request.parent_id,
+            "group_id": request.group,
+            "group_index": request.group_index,
+            "queue": (request.delivery_info or {}).get("routing_key"),
+        }
         self.app.send_task(
             self.name,
             request.args if args is None else args,
@@ -290,13 +298,8 @@ class Task(Generic[P, R]):
             retries=request.retries + 1,
             countdown=countdown,
             eta=eta,
-            root_id=request.root_id,
-            parent_id=request.parent_id,
-            group_id=request.group,
-            group_index=request.group_index,
-            queue=(request.delivery_info or {}).get("routing_key"),
             _task=self,
-            **options,
+            **{**defaults, **options},
         )
 
     # --- results -----------------------------------------------------------------------------

@@ -368,3 +368,18 @@ def test_internal_error_is_reported_and_the_message_kept(
     assert [str(exc) for exc in seen] == ["bug in celeriac"]
     (letter,) = memory_app.broker.dead_letters()
     assert "internal error" in letter.reason
+
+
+def test_retry_to_another_queue_with_new_arguments(memory_app: Celery) -> None:
+    seen: list[tuple[str, int]] = []
+
+    @memory_app.task(bind=True, max_retries=1)
+    def move(self: Task[Any, Any], n: int) -> int:
+        seen.append((self.request.delivery_info["routing_key"], n))
+        if self.request.retries == 0:
+            raise self.retry(args=(n + 10,), queue="retries", countdown=0)
+        return n
+
+    with start_worker(memory_app, queues=["celery", "retries"]):
+        assert move.delay(1).get(timeout=10) == 11
+    assert seen == [("celery", 1), ("retries", 11)]
