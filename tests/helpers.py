@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["WorkerProcess", "run_cli", "write_module"]
+__all__ = ["WorkerProcess", "run_cli", "run_python", "write_module"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,3 +159,12 @@ class WorkerProcess:
             self.stop()
         finally:
             self.kill()
+
+
+def run_python(cwd: Path, code: str, timeout: float = 60.0) -> str:
+    """Run ``python -c CODE`` in ``cwd`` (a producer, as a user would); returns its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from celeriac import states
 from celeriac.worker.execution import Outcome
 from celeriac.worker.pools.asyncio import AsyncioPool
 from celeriac.worker.pools.base import Prepared
-from tests.helpers import WorkerProcess, write_module
+from tests.helpers import WorkerProcess, run_python, write_module
 
 TASKS = """
     import asyncio
@@ -54,14 +52,6 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _python(project: Path, code: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float) -> float:
     """Seconds until ``text`` has appeared ``count`` times in the worker's output (bounded)."""
     started = time.monotonic()
@@ -75,7 +65,7 @@ def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float
 
 def test_a_thousand_async_sleeps_overlap_on_one_worker(project: Path) -> None:
     """1,000 ``await asyncio.sleep(1)`` tasks, enqueued first, finish in under 3 s from ready."""
-    _python(project, "from atasks import nap\nfor _ in range(1000): nap.delay(1)")
+    run_python(project, "from atasks import nap\nfor _ in range(1000): nap.delay(1)")
     with WorkerProcess("atasks", project, "-P", "asyncio", "-c", "1000") as worker:
         elapsed = _wait_for_count(worker, "] succeeded in", 1000, timeout=30)
         assert elapsed < 3.0, f"1,000 async sleeps took {elapsed:.2f}s"
@@ -85,7 +75,7 @@ def test_a_thousand_async_sleeps_overlap_on_one_worker(project: Path) -> None:
 
 def test_sync_tasks_run_off_the_loop(project: Path) -> None:
     """Blocking sync bodies run in threads: async tasks beside them are not held up."""
-    ids = _python(
+    ids = run_python(
         project,
         "from atasks import nap, snooze\n"
         "print(' '.join([snooze.delay(1).id for _ in range(4)]"
@@ -93,7 +83,7 @@ def test_sync_tasks_run_off_the_loop(project: Path) -> None:
     ).split()
     with WorkerProcess("atasks", project, "-P", "asyncio", "-c", "8") as worker:
         elapsed = _wait_for_count(worker, "] succeeded in", 8, timeout=20)
-        values = _python(
+        values = run_python(
             project, f"from atasks import app\nprint([app.AsyncResult(i).get(5) for i in {ids!r}])"
         )
     assert values.strip() == "[1, 1, 1, 1, 1, 1, 1, 1]"
@@ -110,13 +100,13 @@ def test_request_context_and_failures_of_concurrent_coroutines(project: Path) ->
         "try:\n    b.get(timeout=20)\nexcept ValueError as exc:\n    print(b.state, exc)\n"
     )
     with WorkerProcess("atasks", project, "-P", "asyncio", "-c", "50") as worker:
-        out = _python(project, code)
+        out = run_python(project, code)
     assert out.splitlines() == ["True", "FAILURE async boom"]
     assert re.search(r"Task atasks\.broken\[[^\]]+\] raised unexpected: ValueError", worker.output)
 
 
 def test_warm_shutdown_lets_running_coroutines_finish(project: Path) -> None:
-    ids = _python(
+    ids = run_python(
         project, "from atasks import nap\nprint(' '.join(nap.delay(1).id for _ in range(5)))"
     ).split()
     worker = WorkerProcess("atasks", project, "-P", "asyncio", "-c", "5").start()
@@ -126,7 +116,7 @@ def test_warm_shutdown_lets_running_coroutines_finish(project: Path) -> None:
     finally:
         worker.kill()
     assert worker.output.count("] succeeded in") == 5
-    states_out = _python(
+    states_out = run_python(
         project, f"from atasks import app\nprint({{app.AsyncResult(i).state for i in {ids!r}}})"
     )
     assert states_out.strip() == "{'SUCCESS'}"

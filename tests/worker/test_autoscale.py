@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ import pytest
 
 from celeriac.worker.autoscale import Autoscaler, Scalable, parse_autoscale
 from celeriac.worker.pools.threads import ThreadPool
-from tests.helpers import WorkerProcess, run_cli, write_module
+from tests.helpers import WorkerProcess, run_cli, run_python, write_module
 
 TASKS = """
     import time
@@ -34,17 +32,9 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _python(project: Path, code: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_worker_grows_under_load_and_shrinks_when_idle(project: Path) -> None:
     """Six 2 s tasks on ``--autoscale=6,2``: at 2 threads they would take 6 s."""
-    _python(project, "from stasks import snooze\nfor _ in range(6): snooze.delay(2)")
+    run_python(project, "from stasks import snooze\nfor _ in range(6): snooze.delay(2)")
     env = {"AUTOSCALE_KEEPALIVE": "1"}
     with WorkerProcess("stasks", project, "--autoscale=6,2", "-P", "threads", env=env) as worker:
         started = time.monotonic()

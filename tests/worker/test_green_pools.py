@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 from celeriac.cli import _green_pool
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.worker.pools import pool_class
-from tests.helpers import WorkerProcess, run_cli, write_module
+from tests.helpers import WorkerProcess, run_cli, run_python, write_module
 
 TASKS = """
     import socket
@@ -43,14 +41,6 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _python(project: Path, code: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float) -> float:
     started = time.monotonic()
     deadline = started + timeout
@@ -64,13 +54,13 @@ def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float
 @pytest.mark.parametrize("pool", GREEN_POOLS)
 def test_a_hundred_blocking_sleeps_overlap(project: Path, pool: str) -> None:
     """100 ``time.sleep(0.5)`` tasks under ``-P POOL -c 100`` finish in under 3 s from ready."""
-    ids = _python(
+    ids = run_python(
         project,
         "from gtasks import snooze\nprint(' '.join(snooze.delay(0.5).id for _ in range(100)))",
     ).split()
     with WorkerProcess("gtasks", project, "-P", pool, "-c", "100", "-Q", "celery") as worker:
         elapsed = _wait_for_count(worker, "] succeeded in", 100, timeout=30)
-        values = _python(
+        values = run_python(
             project,
             f"from gtasks import app\nprint(sum(app.AsyncResult(i).get(10) for i in {ids!r}))",
         )
@@ -83,7 +73,7 @@ def test_a_hundred_blocking_sleeps_overlap(project: Path, pool: str) -> None:
 @pytest.mark.parametrize("pool", GREEN_POOLS)
 def test_tasks_run_in_a_patched_process(project: Path, pool: str) -> None:
     with WorkerProcess("gtasks", project, f"--pool={pool}", "-c", "4"):
-        out = _python(project, "from gtasks import patched\nprint(patched.delay().get(10))")
+        out = run_python(project, "from gtasks import patched\nprint(patched.delay().get(10))")
     assert pool in out, out
 
 

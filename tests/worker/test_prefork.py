@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess, write_module
+from tests.helpers import WorkerProcess, run_python, write_module
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -138,11 +137,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def _python(project: Path, code: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return run_python(project, code, timeout).strip()
 
 
 def _wait_for_file(path: Path, timeout: float = 15.0) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess, run_cli, write_module
+from tests.helpers import WorkerProcess, run_cli, run_python, write_module
 
 TASKS = """
     import os
@@ -58,17 +56,9 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _python(project: Path, code: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_tutorial_example_with_banner_and_log_lines(project: Path) -> None:
     with WorkerProcess("tasks", project) as worker:
-        out = _python(
+        out = run_python(
             project, "from tasks import add; r = add.delay(4, 6); print(r.id, r.get(timeout=10))"
         )
         task_id, value = out.split()
@@ -85,7 +75,7 @@ def test_tutorial_example_with_banner_and_log_lines(project: Path) -> None:
 
 def test_failure_type_crosses_processes(project: Path) -> None:
     with WorkerProcess("tasks", project, "-P", "solo"):
-        out = _python(
+        out = run_python(
             project,
             "from tasks import fail, CustomError\n"
             "r = fail.delay()\n"
@@ -117,7 +107,7 @@ def test_unknown_task_is_dead_lettered_and_requeued_after_deploy(project: Path) 
         worker.wait_for_output("Received unregistered task of type 'tasks.resize'")
     listing = run_cli(["-A", "tasks", "dead", "list"], project)
     assert task_id in listing.stdout and "NotRegistered" in listing.stdout
-    state = _python(
+    state = run_python(
         project, f"from tasks import app; r = app.AsyncResult({task_id!r}); print(r.state)"
     )
     assert state.strip() == "FAILURE"
@@ -127,9 +117,9 @@ def test_unknown_task_is_dead_lettered_and_requeued_after_deploy(project: Path) 
     assert unknown.returncode != 0 and "No dead letter with id no-such-id" in unknown.stderr
     requeue = run_cli(["-A", "tasks", "dead", "requeue", task_id], project)
     assert requeue.stdout.strip() == "Requeued 1 message."
-    _python(project, f"from tasks import app; app.AsyncResult({task_id!r}).forget()")
+    run_python(project, f"from tasks import app; app.AsyncResult({task_id!r}).forget()")
     with WorkerProcess("tasks", project):
-        value = _python(
+        value = run_python(
             project, f"from tasks import app; print(app.AsyncResult({task_id!r}).get(timeout=10))"
         )
     assert value.strip() == "6"
@@ -182,7 +172,7 @@ def test_missing_app_module_is_a_clear_error(project: Path) -> None:
 
 def test_cold_shutdown_on_second_signal(project: Path) -> None:
     marker = project / "marker.txt"
-    _python(
+    run_python(
         project, f"from tasks import sleep_and_count; sleep_and_count.delay(30, {str(marker)!r})"
     )
     worker = WorkerProcess("tasks", project).start()
@@ -207,7 +197,7 @@ def test_cold_shutdown_on_second_signal(project: Path) -> None:
 def test_acks_late_task_survives_sigkill(project: Path) -> None:
     """A worker killed mid-task loses nothing with acks_late: another worker runs it."""
     marker = project / "late.txt"
-    ids = _python(
+    ids = run_python(
         project,
         "from tasks import late_sleep\n"
         f"print(' '.join(late_sleep.delay(0.5, {str(marker)!r}, n).id for n in range(6)))",
@@ -223,7 +213,7 @@ def test_acks_late_task_survives_sigkill(project: Path) -> None:
     finally:
         first.kill()
     with WorkerProcess("tasks", project, "-c", "2"):
-        values = _python(
+        values = run_python(
             project,
             "from tasks import app\n"
             f"print(sorted(app.AsyncResult(i).get(timeout=30) for i in {ids!r}))",
@@ -240,7 +230,7 @@ def test_long_task_is_not_redelivered_while_its_worker_lives(project: Path) -> N
         WorkerProcess("tasks", project, "-c", "1", "-n", "w1@%h"),
         WorkerProcess("tasks", project, "-c", "1", "-n", "w2@%h"),
     ):
-        out = _python(
+        out = run_python(
             project,
             "from tasks import late_sleep\n"
             f"print(late_sleep.delay(4, {str(marker)!r}, 7).get(timeout=30))",
