@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     options = parser.parse_args(argv)
     result = json.loads(options.results.read_text())
     figures = aggregate(result["records"])
+    options.docs.parent.mkdir(parents=True, exist_ok=True)
     chart = options.docs.with_suffix(".png")
     runs = result["sizes"]["runs"]
     title = (

@@ -18,9 +18,13 @@ import psutil
 _BUSY_FIELDS = ("user", "nice", "system")
 
 
-def _process_cpu(times: psutil._common.pcputimes) -> float:
-    # children_* holds the CPU of reaped children (RQ's work horses, for instance).
-    return times.user + times.system + times.children_user + times.children_system
+def _own_cpu(times: psutil._common.pcputimes) -> float:
+    return float(times.user + times.system)
+
+
+def _reaped_cpu(times: psutil._common.pcputimes) -> float:
+    # The CPU of children the process has reaped: lands all at once when a child exits.
+    return float(times.children_user + times.children_system)
 
 
 def tree_pids(pid: int) -> set[int]:
@@ -62,7 +66,8 @@ class Snapshot:
     """CPU seconds of every process, the machine's counters and the time, at one instant."""
 
     at: float
-    per_pid: dict[int, float]
+    per_pid: dict[int, float]  # own CPU seconds
+    reaped: dict[int, float]  # CPU seconds of reaped children
     names: dict[int, str]
     kernel: set[int]
     machine_busy: float
@@ -73,13 +78,15 @@ class Snapshot:
     @classmethod
     def take(cls) -> Snapshot:
         per_pid: dict[int, float] = {}
+        reaped: dict[int, float] = {}
         names: dict[int, str] = {}
         kernel: set[int] = set()
         for proc in psutil.process_iter(["pid", "ppid", "name", "cpu_times"]):
             info = proc.info
             if info["cpu_times"] is None:
                 continue
-            per_pid[info["pid"]] = _process_cpu(info["cpu_times"])
+            per_pid[info["pid"]] = _own_cpu(info["cpu_times"])
+            reaped[info["pid"]] = _reaped_cpu(info["cpu_times"])
             names[info["pid"]] = info["name"] or "?"
             if info["ppid"] == 2 or info["pid"] == 2:
                 kernel.add(info["pid"])
@@ -87,6 +94,7 @@ class Snapshot:
         return cls(
             at=time.perf_counter(),
             per_pid=per_pid,
+            reaped=reaped,
             names=names,
             kernel=kernel,
             machine_busy=sum(getattr(machine, name) for name in _BUSY_FIELDS),
@@ -95,14 +103,16 @@ class Snapshot:
         )
 
     def cpu_of(self, pids: set[int]) -> float:
-        return sum(self.per_pid.get(pid, 0.0) for pid in pids)
+        """CPU of ``pids`` and of the children they reaped (our pools fork and reap)."""
+        return sum(self.per_pid.get(pid, 0.0) + self.reaped.get(pid, 0.0) for pid in pids)
 
 
 @dataclass
 class Usage:
     """What happened between two snapshots.
 
-    ``other_cores`` counts processes that are neither ours nor kernel threads and are alive at
+    ``other_cores`` counts the own CPU (not their reaped children's, which arrives in one lump
+    when a child exits) of processes that are neither ours nor kernel threads and are alive at
     the end; ``unattributed_cores`` is the rest of the machine's busy time (processes that came
     and went, zombies, fork and exit work of our own pools): reported, not judged, because
     fork-heavy workers (RQ) produce it themselves.
@@ -142,10 +152,13 @@ def _delta(before: Snapshot, after: Snapshot, pids: set[int]) -> float:
     return max(0.0, after.cpu_of(pids) - before.cpu_of(pids & before.per_pid.keys()))
 
 
-def usage(before: Snapshot, after: Snapshot, worker: set[int], broker: int | None) -> Usage:
-    """Split the CPU used between two snapshots into worker, broker, ours and others."""
+def usage(before: Snapshot, after: Snapshot, worker: set[int], servers: set[int]) -> Usage:
+    """Split the CPU used between two snapshots into worker, servers, ours and others.
+
+    ``servers`` are the broker (and result backend) server processes the run talks to.
+    """
     wall = max(after.at - before.at, 1e-9)
-    broker_pids = {broker} if broker else set()
+    broker_pids = set(servers)
     ours = tree_pids(os.getpid()) | set(worker) | broker_pids
     ours_cpu = _delta(before, after, ours)
     kernel_cpu = _delta(before, after, after.kernel)

@@ -22,7 +22,7 @@ class Session:
     system: System
     listener: CompletionListener
     workdir: Path
-    broker_pid: int | None
+    servers: set[int]  # pids of the broker and result-backend servers this run uses
 
     def worker(self, io: bool = False) -> WorkerProcess:
         """The worker process for this session (not started: use it in a ``with`` block)."""
@@ -45,9 +45,9 @@ def session(system_cls: type[System], results: bool) -> Iterator[Session]:
         with CompletionListener(workdir / "done.sock") as listener:
             system.install()
             system.reset()
-            broker = listening_pid(system.broker_port) if system.broker_port else None
+            servers = {listening_pid(port) for port in system.server_ports()}
             try:
-                yield Session(system, listener, workdir, broker)
+                yield Session(system, listener, workdir, {pid for pid in servers if pid})
             finally:
                 with contextlib.suppress(Exception):
                     system.reset()

@@ -64,7 +64,7 @@ def _enqueue(s: Session, m: Metrics, prefix: str, task: str, count: int, cap: fl
     t0 = time.perf_counter()
     sent = s.system.enqueue(task, count, t0 + cap)
     elapsed = time.perf_counter() - t0
-    use = usage(before, Snapshot.take(), set(), s.broker_pid)
+    use = usage(before, Snapshot.take(), set(), s.servers)
     m.window(use)
     m[f"{prefix}_tasks"] = sent
     m[f"{prefix}_api"] = s.system.call_api
@@ -87,7 +87,7 @@ def _drain(s: Session, m: Metrics, prefix: str, queued: int, sizes: Sizes, io: b
         tree |= worker.tree()
         m[f"{prefix}_command"] = _shown(worker.argv)
         m[f"{prefix}_startup_s"] = first - worker.spawned_at
-    use = usage(before, after, tree, s.broker_pid)
+    use = usage(before, after, tree, s.servers)
     m.window(use)
     measured = max(1, done_after - done_before)
     m[f"{prefix}_tasks"] = count
@@ -133,7 +133,7 @@ def bulk(s: Session, sizes: Sizes) -> Metrics:
     t0 = time.perf_counter()
     sent = s.system.enqueue_bulk(sizes.tasks)
     elapsed = time.perf_counter() - t0
-    use = usage(before, Snapshot.take(), set(), s.broker_pid)
+    use = usage(before, Snapshot.take(), set(), s.servers)
     m.window(use)
     m["w1b_tasks"] = sent
     m["w1b_rate"] = sent / elapsed
@@ -153,7 +153,7 @@ def startup(s: Session, sizes: Sizes) -> Metrics:
             raise WorkerFailed(
                 f"no task completed in {sizes.startup_timeout}s:\n{worker.log_tail()}"
             )
-        m.window(usage(before, Snapshot.take(), worker.tree(), s.broker_pid))
+        m.window(usage(before, Snapshot.take(), worker.tree(), s.servers))
         m["w4_command"] = _shown(worker.argv)
         m["w4_startup_s"] = s.listener.progress()[1] - worker.spawned_at
         time.sleep(sizes.idle)
@@ -174,7 +174,7 @@ def _round_trips(s: Session, m: Metrics, worker: WorkerProcess, sizes: Sizes) ->
         if not _wait(s, worker, target, 30):
             raise WorkerFailed(f"round trip {len(latencies)} never completed")
         latencies.append((s.listener.progress()[2] - sent_at) * 1000)
-    m.window(usage(before, Snapshot.take(), tree, s.broker_pid))
+    m.window(usage(before, Snapshot.take(), tree, s.servers))
     m["w3_round_trips"] = len(latencies)
     m["w3_p50_ms"] = median(latencies)
     m["w3_p99_ms"] = percentile(latencies, 0.99)

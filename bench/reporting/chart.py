@@ -15,6 +15,7 @@ from reporting.metrics import CHART, Metric
 
 CELERIAC = "celeriac-sqlite"
 HIGHLIGHT = "#d95f02"
+VARIANT = "#f4a261"  # celeriac's other configurations
 PEER = "#7f8c9a"
 #: Ceilings drawn as dashed lines: (panel metric, W6 metric, label).
 CEILINGS = [
@@ -46,14 +47,14 @@ def _panel(ax: Axes, metric: Metric, figures: Figures) -> None:
     names = [name for name, _ in rows]
     medians = [st.median for _, st in rows]
     errors = [[st.median - st.lo for _, st in rows], [st.hi - st.median for _, st in rows]]
-    colors = [HIGHLIGHT if name == CELERIAC else PEER for name in names]
+    colors = [_color(name) for name in names]
     ax.barh(names, medians, xerr=errors, color=colors, ecolor="#333333", capsize=2, height=0.7)
     arrow = "higher is better →" if metric.higher_is_better else "← lower is better"
     ax.set_title(f"{metric.title}\n{metric.unit}, {arrow}", fontsize=9.5, loc="left")
     ax.tick_params(axis="y", labelsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
     for label in ax.get_yticklabels():
-        if label.get_text() == CELERIAC:
+        if label.get_text().startswith("celeriac"):
             label.set_fontweight("bold")
     if _spread(rows) > 50:
         ax.set_xscale("log")
@@ -61,6 +62,12 @@ def _panel(ax: Axes, metric: Metric, figures: Figures) -> None:
     _ceilings(ax, metric, figures)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
+
+
+def _color(name: str) -> str:
+    if name == CELERIAC:
+        return HIGHLIGHT
+    return VARIANT if name.startswith("celeriac") else PEER
 
 
 def _spread(rows: list[tuple[str, Stat]]) -> float:

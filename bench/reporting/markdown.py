@@ -130,7 +130,7 @@ def _not_ahead(figures: Figures, systems: list[str]) -> str:
             continue
         for system in systems:
             stat = _get(figures, system, metric.key)
-            if system == CELERIAC or stat is None or metric.better(base.median, stat.median):
+            if _is_celeriac(system) or stat is None or metric.better(base.median, stat.median):
                 continue
             overlap = f" (min{DASH}max ranges overlap)" if _overlap(stat, base) else ""
             lines.append(
@@ -140,8 +140,14 @@ def _not_ahead(figures: Figures, systems: list[str]) -> str:
     body = "\n".join(lines) if lines else "None: celeriac leads every row."
     return (
         "## Where celeriac is not ahead\n\nEvery (workload, peer) pair whose median is as good "
-        "as or better than celeriac's:\n\n" + body
+        f"as or better than celeriac's (`{CELERIAC}`, `-P threads -c 2`; celeriac's other "
+        "configurations are not peers and are left out here):\n\n" + body
     )
+
+
+def _is_celeriac(system: str) -> bool:
+    """celeriac's own rows (the primary one and its other configurations) are not peers."""
+    return system.startswith("celeriac")
 
 
 def _overlap(a: Stat, b: Stat) -> bool:
@@ -152,15 +158,16 @@ def _summary(figures: Figures, systems: list[str]) -> str:
     head = ["system"] + [m.short or m.title for m in HEADLINE]
     rows = []
     for system in systems:
-        row = [f"**{system}**" if system == CELERIAC else system]
+        row = [f"**{system}**" if _is_celeriac(system) else system]
         for metric in HEADLINE:
             base = None if system == CELERIAC else _get(figures, CELERIAC, metric.key)
             row.append(_cell(_get(figures, system, metric.key), metric, base))
         rows.append(row)
     return (
-        "## Summary\n\nMedians; in brackets the ratio to celeriac (peer ÷ celeriac), **bold** "
-        "where the peer is better. Throughputs: higher is better; times, memory and CPU: lower "
-        "is better. † marks a figure that kept a run the machine disturbed (see below). "
+        "## Summary\n\nMedians; in brackets the ratio to celeriac's primary row "
+        f"(row ÷ `{CELERIAC}`), **bold** where the row is better. celeriac's rows have bold "
+        "names. Throughputs: higher is better; times, memory and CPU: lower is better. "
+        "† marks a figure that kept a run the machine disturbed (see below). "
         f"Min{DASH}max and commands are in the per-workload tables.\n\n" + _table(head, rows)
     )
 

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 #: which runs outside the peers' virtual environments, can list systems without importing any.
 ADAPTERS = {
     "celeriac-sqlite": ("systems.celeriac_sqlite:CeleriacSqlite", "peers"),
+    "celeriac-sqlite-prefork": ("systems.celeriac_sqlite:CeleriacSqlitePrefork", "peers"),
+    "celeriac-redis": ("systems.celeriac_redis:CeleriacRedis", "peers"),
     "celery-redis-prefork": ("systems.celery_redis:CeleryRedisPrefork", "peers"),
     "celery-redis-threads": ("systems.celery_redis:CeleryRedisThreads", "peers"),
     "celery-rabbitmq-prefork": ("systems.celery_rabbitmq:CeleryRabbitPrefork", "peers"),

@@ -90,6 +90,13 @@ class System(abc.ABC):
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Empty the broker namespace this system uses (before and after each run)."""
 
+    def server_ports(self) -> list[int]:
+        """Ports of the servers this run uses: the broker's, and Redis when results go there."""
+        ports = [self.broker_port] if self.broker_port else []
+        if self.ctx.results and self.broker == "rabbitmq":
+            ports.append(6379)
+        return ports
+
     def results_stored(self) -> int | None:
         """How many task results the backend holds now (W2r check), if it can be counted."""
         return None
