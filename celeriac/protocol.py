@@ -26,9 +26,16 @@ from celeriac.utils.saferepr import saferepr
 __all__ = ["TaskEnvelope", "build_task_message", "parse_task", "saferepr"]
 
 
+_nodename: tuple[int, str] = (0, "")
+
+
 def anon_nodename() -> str:
     """The ``origin`` of messages sent by a process that is not a worker: ``gen<pid>@<host>``."""
-    return f"gen{os.getpid()}@{socket.gethostname()}"
+    global _nodename
+    pid = os.getpid()
+    if _nodename[0] != pid:  # computed once per process (a fork gets its own)
+        _nodename = (pid, f"gen{pid}@{socket.gethostname()}")
+    return _nodename[1]
 
 
 def thread_oid() -> str:
