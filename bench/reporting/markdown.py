@@ -414,7 +414,8 @@ def _versions(result: dict[str, Any], figures: Figures, systems: list[str]) -> s
     dirty = " (with uncommitted changes)" if repo.get("dirty") else ""
     freeze = []
     for name, lines in result.get("freeze", {}).items():
-        freeze.append(f"`bench/.venv-{name}`:\n\n```\n" + "\n".join(lines) + "\n```")
+        shown = [_without_local_path(line) for line in lines]
+        freeze.append(f"`bench/.venv-{name}`:\n\n```\n" + "\n".join(shown) + "\n```")
     failures = [
         f"- {f['system']} {f['job']} run {f['rep']}: {f.get('error', '?')}"
         for f in figures.failures
@@ -431,3 +432,8 @@ def _versions(result: dict[str, Any], figures: Figures, systems: list[str]) -> s
             + "\n\n</details>",
         ]
     )
+
+
+def _without_local_path(line: str) -> str:
+    """An editable install's line names a directory of the machine: show it as the repo."""
+    return "-e <this repository>" if line.startswith("-e ") else line
