@@ -202,7 +202,7 @@ class Task(Generic[P, R]):
         ``priority``, ``serializer``, ``headers``, ``ignore_result``, ...); an unknown option
         raises TypeError.
         """
-        check_call_options(options)
+        # apply() and send_task() check the options; checking here too would do it twice.
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, task_id=task_id, **options)
         result = self.app.send_task(self.name, args, kwargs, task_id=task_id, _task=self, **options)
@@ -262,7 +262,7 @@ class Task(Generic[P, R]):
             if throw:
                 raise eager_retry
             return eager_retry
-        check_call_options(options)
+        check_call_options(options)  # a wrong option is the caller's error, not a Reject
         try:
             self._send_retry(request, args, kwargs, countdown, eta, options)
         except Exception as send_error:

@@ -514,16 +514,6 @@ class TaskJob:
         self.task = task
         self._request: Context | None = None
 
-    @property
-    def time_limits(self) -> tuple[float | None, float | None]:
-        """(hard, soft) seconds: the message's own, else the task's, else the settings'."""
-        conf = self._consumer.app.conf
-        hard = _first_value(self.envelope.time_limit, self.task.time_limit, conf.task_time_limit)
-        soft = _first_value(
-            self.envelope.soft_time_limit, self.task.soft_time_limit, conf.task_soft_time_limit
-        )
-        return hard, soft
-
     def begin(self) -> Prepared | None:
         prepared = self._consumer.begin(self.delivery, self.envelope, self.task)
         self._request = prepared.request if prepared is not None else None
@@ -538,10 +528,3 @@ class TaskJob:
 
     def fail(self, error: BaseException) -> None:
         self._consumer.fail(self.delivery, self.envelope, self.task, error)
-
-
-def _first_value(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None

@@ -6,6 +6,7 @@ free slot and runs then. As in Celery, limits are per worker, not across the clu
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -18,6 +19,7 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smh]))?\s*$")
 
 
+@functools.lru_cache(maxsize=256)  # the same few strings, parsed once, not per message
 def parse_rate(value: str | float | int | None) -> float | None:
     """Tasks per second for ``'10/s'``, ``'100/m'``, ``'1000/h'`` or a number (per second).
 
