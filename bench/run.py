@@ -147,7 +147,10 @@ def main(argv: list[str]) -> int:
     result["install_s"] = round(install_s, 1)
     result["machine"] = machine()
     result["repo"] = repo_state()
-    result["freeze"] = {name: envs.freeze(env) for name, env in envs.ENVS.items()}
+    # Only the environments this run created (bench/.venv-arq exists only when arq ran).
+    result["freeze"] = {
+        name: envs.freeze(env) for name, env in envs.ENVS.items() if env.python.exists()
+    }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{result['started'].replace(':', '').replace('+0000', 'Z')}.json"
     path.write_text(json.dumps(result, indent=1))

@@ -8,25 +8,31 @@ With no broker URL the app uses the embedded SQLite file for both.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import inspect
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac import _context, protocol, signals
 from celeriac.brokers import broker_for_url
+from celeriac.brokers.base import Outgoing
 from celeriac.config import Settings, load_object_settings, resolve_config_source
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered
 from celeriac.routing import Router
 from celeriac.task import Task
+from celeriac.utils.ids import new_id
 
 if TYPE_CHECKING:
     from celeriac.backends.base import ResultBackend
     from celeriac.brokers.base import Broker
-    from celeriac.result import AsyncResult
+    from celeriac.canvas import Signature
+    from celeriac.control.client import Control
+    from celeriac.events import Events
+    from celeriac.result import AsyncResult, GroupResult
 
 __all__ = ["Celery", "shared_task"]
 
@@ -198,7 +204,7 @@ class Celery:
                     options = dict(self.conf.broker_transport_options or {})
                     if self.conf.broker_use_ssl:
                         options["broker_use_ssl"] = self.conf.broker_use_ssl
-                    self._broker = broker_for_url(self.broker_url, options=options)
+                    self._broker = broker_for_url(self.broker_url, options=options, conf=self.conf)
         return self._broker
 
     @property
@@ -220,6 +226,15 @@ class Celery:
             from celeriac.backends.redis import SETTING_OPTIONS
 
             options.update({name: conf[name] for name in SETTING_OPTIONS if conf[name] is not None})
+        if url is not None and url.split("://", 1)[0] == "rpc":
+            # rpc:// replies travel over the broker, to this caller's reply queue.
+            options.update(
+                broker_url=self.broker_url,
+                broker_use_ssl=conf.broker_use_ssl,
+                reply_to=self.thread_oid,
+                persistent=bool(conf.result_persistent),
+                conf=conf,
+            )
         return backend_for_url(
             url,
             serializer=conf.result_serializer,
@@ -228,6 +243,20 @@ class Celery:
             extended=bool(conf.result_extended),
             options=options,
         )
+
+    @functools.cached_property
+    def control(self) -> Control:
+        """Remote control of this app's workers (``app.control.inspect().ping()``, ...)."""
+        from celeriac.control.client import Control
+
+        return Control(self)
+
+    @functools.cached_property
+    def events(self) -> Events:
+        """Events of this app (``app.events.Receiver(...)``, ``.State()``, ``.Dispatcher()``)."""
+        from celeriac.events import Events
+
+        return Events(self)
 
     @property
     def router(self) -> Router:
@@ -361,48 +390,160 @@ class Celery:
     ) -> AsyncResult[Any]:
         """Send a task by name, without needing its code; returns its AsyncResult."""
         from celeriac.result import AsyncResult
+
+        if countdown is not None:
+            options["countdown"] = countdown
+        if eta is not None:
+            options["eta"] = eta
+        if expires is not None:
+            options["expires"] = expires
+        if retries:
+            options["retries"] = retries
+        send = PendingSend(name, args, kwargs, task_id or new_id(), options, _task)
+        prepared = self._prepare_send(send, self.now(), self._parent_request())
+        self._publish(
+            name,
+            prepared.queue,
+            prepared.message,
+            prepared.eta,
+            args,
+            kwargs,
+            options,
+            exchange=prepared.exchange,
+            routing_key=prepared.routing_key,
+        )
+        result: AsyncResult[Any] = AsyncResult(send.task_id, app=self, task_name=name)
+        _add_to_parent([result], options)
+        return result
+
+    def send_tasks(self, sends: Sequence[PendingSend]) -> list[AsyncResult[Any]]:
+        """Send many tasks in one broker round trip; returns their results, in order.
+
+        The bulk form of :meth:`send_task` (groups and chunks use it): every message is
+        built first, then all are published together, so a bad option or argument in any
+        of them means none is sent.
+        """
+        from celeriac.result import AsyncResult
+
+        now = self.now()
+        parent = self._parent_request()
+        # Members of one group share their options: resolve routes and settings once.
+        calls: dict[Any, dict[str, Any]] | None = {} if self.router.static else None
+        prepared = [self._prepare_send(send, now, parent, calls) for send in sends]
+        self._publish_many(prepared)
+        results: list[AsyncResult[Any]] = [
+            AsyncResult(send.task_id, app=self, task_name=send.name) for send in sends
+        ]
+        if sends:
+            _add_to_parent(results, sends[0].options)
+        return results
+
+    def _prepare_send(
+        self,
+        send: PendingSend,
+        now: dt.datetime,
+        parent: Any,
+        calls: dict[Any, dict[str, Any]] | None = None,
+    ) -> PreparedSend:
+        """Check the options and build the message of one send (nothing is published).
+
+        With ``calls`` (only when no router looks at arguments), the merged call options
+        are remembered by task and options, so a batch resolves them once per kind.
+        """
         from celeriac.task import check_call_options
 
+        options = send.options
         check_call_options(options)
-        task_id = task_id or str(uuid.uuid4())
-        call = self._call_options(name, args or (), kwargs or {}, options, _task)
-        now = self.now()
-        eta = _eta_of(now, countdown, eta)
+        name, args, kwargs = send.name, send.args, send.kwargs
+        key = _call_key(send) if calls is not None else None
+        call = calls.get(key) if calls is not None and key is not None else None
+        if call is None:
+            call = self._call_options(name, args or (), kwargs or {}, options, send.task)
+            call["template"] = protocol.MessageTemplate(
+                name=name,
+                serializer=call["serializer"],
+                compression=call["compression"],
+                time_limit=call["time_limit"],
+                soft_time_limit=call["soft_time_limit"],
+                origin=self._origin(),
+                ignore_result=call["ignore_result"],
+                priority=call["priority"],
+                delivery_mode=_delivery_mode(
+                    options.get("delivery_mode", self.conf.task_default_delivery_mode)
+                ),
+            )
+            if calls is not None and key is not None:
+                calls[key] = call
+        get = options.get
+        eta = _eta_of(now, get("countdown"), get("eta"))
+        expires = get("expires")
         expires_at = _expires_of(now, expires if expires is not None else call["expires"])
-        parent = self._parent_request()
-        message = protocol.build_task_message(
-            name=name,
-            task_id=task_id,
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
-            serializer=call["serializer"],
-            compression=call["compression"],
+        link, link_error, steps, chord = get("link"), get("link_error"), get("chain"), get("chord")
+        message = call["template"].build(
+            send.task_id,
+            args,
+            kwargs,
             eta=eta,
             expires=expires_at,
-            retries=retries,
-            time_limit=call["time_limit"],
-            soft_time_limit=call["soft_time_limit"],
-            root_id=options.get("root_id") or (parent.root_id if parent else None),
-            parent_id=options.get("parent_id") or (parent.id if parent else None),
-            group_id=options.get("group_id"),
-            group_index=options.get("group_index"),
-            origin=self._origin(),
-            reply_to=options.get("reply_to") or self.thread_oid,
-            ignore_result=call["ignore_result"],
-            priority=call["priority"],
-            shadow=options.get("shadow"),
-            callbacks=_signatures(options.get("link")),
-            errbacks=_signatures(options.get("link_error")),
-            chain=options.get("chain"),
-            chord=options.get("chord"),
-            headers=options.get("headers"),
-            delivery_mode=_delivery_mode(
-                options.get("delivery_mode", self.conf.task_default_delivery_mode)
-            ),
+            retries=int(get("retries") or 0),
+            root_id=get("root_id") or (parent.root_id if parent else None),
+            parent_id=get("parent_id") or (parent.id if parent else None),
+            group_id=get("group_id"),
+            group_index=get("group_index"),
+            reply_to=get("reply_to") or self.thread_oid,
+            shadow=get("shadow"),
+            callbacks=_signatures(link) if link else None,
+            errbacks=_signatures(link_error) if link_error else None,
+            chain=_signatures(steps) if steps else None,
+            chord=dict(chord) if chord else None,
+            headers=get("headers"),
             now=now,
         )
-        self._publish(name, call["queue"], message, eta, args, kwargs, options)
-        return AsyncResult(task_id, app=self, task_name=name)
+        exchange, routing_key = call["exchange"], call["routing_key"]
+        return PreparedSend(send, call["queue"], message, eta, exchange, routing_key)
+
+    def _publish_many(self, prepared: Sequence[PreparedSend]) -> None:
+        """Publish built messages in one batch, with the publish signals around each."""
+        if not prepared:
+            return
+        before = signals.before_task_publish.has_receivers()
+        if before:
+            for item in prepared:
+                signals.before_task_publish.send(
+                    sender=item.send.name,
+                    body=_signal_body(item.send),
+                    exchange=item.exchange or "",
+                    routing_key=item.routing_key or item.queue,
+                    headers=item.message.headers,
+                    properties=item.message.properties,
+                    declare=[],
+                    retry_policy=item.send.options.get("retry_policy"),
+                )
+        self._prepare_replies()
+        self.broker.publish_many(
+            [
+                Outgoing(
+                    item.queue,
+                    item.message,
+                    item.eta.timestamp() if item.eta else None,
+                    item.exchange,
+                    item.routing_key,
+                )
+                for item in prepared
+            ]
+        )
+        if self.conf.task_send_sent_event:
+            for item in prepared:
+                self.events.task_sent(item.queue, item.message, item.exchange, item.routing_key)
+        if signals.after_task_publish.has_receivers():
+            for item in prepared:
+                signals.after_task_publish.send(
+                    sender=item.send.name,
+                    body=_signal_body(item.send),
+                    exchange=item.exchange or "",
+                    routing_key=item.routing_key or item.queue,
+                    headers=item.message.headers,
+                )
 
     def _publish(
         self,
@@ -413,8 +554,14 @@ class Celery:
         args: Any,
         kwargs: Any,
         options: Mapping[str, Any],
+        *,
+        exchange: str | None = None,
+        routing_key: str | None = None,
     ) -> None:
-        """Publish with the before/after_task_publish signals around it (headers editable)."""
+        """Publish with the before/after_task_publish signals around it (headers editable).
+
+        ``exchange``/``routing_key`` are the call's or route's explicit AMQP route, if any.
+        """
         body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (
             list(args or ()),
             dict(kwargs or {}),
@@ -424,18 +571,34 @@ class Celery:
             signals.before_task_publish.send(
                 sender=name,
                 body=body,
-                exchange="",
-                routing_key=queue,
+                exchange=exchange or "",
+                routing_key=routing_key or queue,
                 headers=message.headers,
                 properties=message.properties,
                 declare=[],
                 retry_policy=options.get("retry_policy"),
             )
-        self.broker.publish(queue, message, eta=eta.timestamp() if eta else None)
+        self._prepare_replies()
+        if exchange is None and routing_key is None:
+            self.broker.publish(queue, message, eta=eta.timestamp() if eta else None)
+        else:
+            due = eta.timestamp() if eta else None
+            self.broker.publish_many([Outgoing(queue, message, due, exchange, routing_key)])
+        if self.conf.task_send_sent_event:
+            self.events.task_sent(queue, message, exchange, routing_key)
         if signals.after_task_publish.has_receivers():
             signals.after_task_publish.send(
-                sender=name, body=body, exchange="", routing_key=queue, headers=message.headers
+                sender=name,
+                body=body,
+                exchange=exchange or "",
+                routing_key=routing_key or queue,
+                headers=message.headers,
             )
+
+    def _prepare_replies(self) -> None:
+        """rpc:// results come to this caller's reply queue: it must exist before the task."""
+        if str(self.conf.result_backend or "").startswith("rpc://"):
+            self.backend.on_task_call()  # type: ignore[attr-defined]
 
     def _call_options(
         self,
@@ -464,6 +627,8 @@ class Celery:
             ignore_result = task_value if task_value is not None else conf.task_ignore_result
         return {
             "queue": route["queue"],
+            "exchange": _route_value(options, route, "exchange"),
+            "routing_key": _route_value(options, route, "routing_key"),
             "serializer": pick("serializer", "serializer", "task_serializer"),
             "compression": pick("compression", "compression", "task_compression"),
             "priority": pick("priority", "priority", "task_default_priority"),
@@ -483,6 +648,20 @@ class Celery:
     def _origin(self) -> str:
         hostname = getattr(self, "_worker_hostname", None)
         return hostname or protocol.anon_nodename()
+
+    def signature(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature bound to this app (``app.signature('tasks.add', args=(2, 2))``)."""
+        from celeriac.canvas import signature
+
+        kwargs["app"] = self
+        return signature(*args, **kwargs)
+
+    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:
+        """A group's result handle bound to this app."""
+        from celeriac.result import GroupResult
+
+        kwargs["app"] = self
+        return GroupResult(*args, **kwargs)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         """The result handle of ``task_id``."""
@@ -560,6 +739,71 @@ def _delivery_mode(value: Any) -> int:
     if value in ("transient", 1):
         return 1
     return 2
+
+
+@dataclass(slots=True)
+class PendingSend:
+    """One task to send (:meth:`Celery.send_tasks`): name, arguments, id and calling options."""
+
+    name: str
+    args: Sequence[Any] | None
+    kwargs: Mapping[str, Any] | None
+    task_id: str
+    options: dict[str, Any] = field(default_factory=dict)
+    task: Task[Any, Any] | None = None
+
+
+@dataclass(slots=True)
+class PreparedSend:
+    """A send whose message is built: where it goes and when it is due."""
+
+    send: PendingSend
+    queue: str
+    message: Any
+    eta: dt.datetime | None
+    exchange: str | None = None
+    routing_key: str | None = None
+
+
+def _route_value(options: Mapping[str, Any], route: Mapping[str, Any], name: str) -> Any:
+    """An explicit ``exchange``/``routing_key`` of the call, else of its route (else None)."""
+    value = options.get(name)
+    if value is None:
+        value = route.get(name)
+    return getattr(value, "name", value)
+
+
+#: The calling options that decide a send's merged call options (see ``_call_options``).
+_CALL_KEYS = (
+    "queue", "exchange", "routing_key", "serializer", "compression", "priority",
+    "time_limit", "soft_time_limit", "ignore_result", "delivery_mode",
+)  # fmt: skip
+
+
+def _call_key(send: PendingSend) -> Any:
+    """What ``_call_options`` depends on for ``send`` (None when it cannot be a dict key)."""
+    key = (send.name, id(send.task), *map(send.options.get, _CALL_KEYS))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _add_to_parent(results: list[Any], options: Mapping[str, Any]) -> None:
+    """Results sent by a running task become its children (``AsyncResult.children``)."""
+    if not options.get("add_to_parent", True):
+        return
+    task = _context.get_current_task()
+    if task is None or not task.trail:
+        return
+    request = task.request
+    if request.id and not request.called_directly:
+        request.children.extend(results)
+
+
+def _signal_body(send: PendingSend) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    return list(send.args or ()), dict(send.kwargs or {}), {}
 
 
 def _signatures(value: Any) -> list[Any] | None:

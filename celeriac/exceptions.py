@@ -13,6 +13,7 @@ The tree::
     │   ├── DecodeError                a payload cannot be deserialized
     │   └── ContentDisallowed          a content type outside ``accept_content``
     ├── TimeoutError                   ``AsyncResult.get(timeout=...)`` ran out
+    ├── IncompleteStream               ``collect()`` met a result that is not ready
     ├── TaskError                      raised around the running of a task
     │   ├── Retry                      the task asked to be retried
     │   ├── Ignore                     the task asked its state not to be recorded
@@ -45,6 +46,7 @@ __all__ = [
     "EncodeError",
     "Ignore",
     "ImproperlyConfigured",
+    "IncompleteStream",
     "MaxRetriesExceededError",
     "NotRegistered",
     "OperationalError",
@@ -119,6 +121,10 @@ class ContentDisallowed(SerializationError):
 
 class TimeoutError(CeleriacError):
     """The operation timed out (``AsyncResult.get(timeout=...)``)."""
+
+
+class IncompleteStream(CeleriacError):
+    """``AsyncResult.collect()`` found a result in the graph that is not ready yet."""
 
 
 class TaskError(CeleriacError):

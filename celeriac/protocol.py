@@ -23,7 +23,7 @@ from celeriac.exceptions import DecodeError
 from celeriac.message import Message
 from celeriac.utils.saferepr import saferepr
 
-__all__ = ["TaskEnvelope", "build_task_message", "parse_task", "saferepr"]
+__all__ = ["MessageTemplate", "TaskEnvelope", "build_task_message", "parse_task", "saferepr"]
 
 
 _nodename: tuple[int, str] = (0, "")
@@ -87,54 +87,156 @@ def build_task_message(
         TypeError: ``args`` is not a list/tuple or ``kwargs`` not a mapping.
         EncodeError: the arguments cannot be serialized (raised here, in the caller).
     """
-    args = args or ()  # Celery takes any empty args as (): argsrepr '()'
-    if not isinstance(args, (list, tuple)):
-        raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
-    kwargs = {} if kwargs is None else kwargs
-    if not isinstance(kwargs, Mapping):
-        raise TypeError(f"task keyword arguments must be a mapping, not {type(kwargs).__name__}")
-    embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
-    body, content_type, content_encoding = serialization.dumps(
-        [list(args), dict(kwargs), embed], serializer
+    template = MessageTemplate(
+        name=name,
+        serializer=serializer,
+        compression=compression,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        origin=origin,
+        ignore_result=ignore_result,
+        priority=priority,
+        delivery_mode=delivery_mode,
+        repr_maxsize=repr_maxsize,
     )
-    message_headers: dict[str, Any] = {
-        "lang": "py",
-        "task": name,
-        "id": task_id,
-        "shadow": shadow,
-        "eta": _isoformat(eta),
-        "expires": _isoformat(expires),
-        "group": group_id,
-        "group_index": group_index,
-        "retries": retries,
-        "timelimit": [time_limit, soft_time_limit],
-        "root_id": root_id or task_id,
-        "parent_id": parent_id,
-        "argsrepr": saferepr(args, repr_maxsize),
-        "kwargsrepr": saferepr(kwargs, repr_maxsize),
-        "origin": origin or anon_nodename(),
-        "ignore_result": ignore_result,
-        "replaced_task_nesting": 0,
-        "stamped_headers": None,
-        "stamps": {},
-    }
-    if headers:
-        message_headers.update(headers)
-    if compression:
-        body, message_headers["compression"] = serialization.compress(body, compression)
-    properties: dict[str, Any] = {
-        "correlation_id": task_id,
-        "reply_to": reply_to if reply_to is not None else "",
-        "delivery_mode": delivery_mode,
-    }
-    if priority is not None:
-        properties["priority"] = priority
-    if expires is not None:
-        current = now or dt.datetime.now(dt.timezone.utc)
-        aware = expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)
-        seconds = (aware - current).total_seconds()
-        properties["expiration"] = str(int(max(seconds, 0.0) * 1000))
-    return Message(body, message_headers, properties, content_type, content_encoding)
+    return template.build(
+        task_id,
+        args,
+        kwargs,
+        eta=eta,
+        expires=expires,
+        retries=retries,
+        root_id=root_id,
+        parent_id=parent_id,
+        group_id=group_id,
+        group_index=group_index,
+        reply_to=reply_to,
+        shadow=shadow,
+        callbacks=callbacks,
+        errbacks=errbacks,
+        chain=chain,
+        chord=chord,
+        headers=headers,
+        now=now,
+    )
+
+
+class MessageTemplate:
+    """What the messages of one task with one set of calling options share.
+
+    Building a message is then only its own part (id, arguments, ids of its workflow): a
+    bulk send of 10,000 tasks makes one template and 10,000 cheap builds.
+    """
+
+    __slots__ = ("_headers", "_properties", "compression", "repr_maxsize", "serializer")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        serializer: str = "json",
+        compression: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        origin: str | None = None,
+        ignore_result: bool = False,
+        priority: int | None = None,
+        delivery_mode: int = 2,
+        repr_maxsize: int = 1024,
+    ) -> None:
+        self.serializer = serializer
+        self.compression = compression
+        self.repr_maxsize = repr_maxsize
+        # Header order is Celery's (monitoring tools print them as they come).
+        self._headers: dict[str, Any] = {
+            "lang": "py",
+            "task": name,
+            "id": None,
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": 0,
+            "timelimit": [time_limit, soft_time_limit],
+            "root_id": None,
+            "parent_id": None,
+            "argsrepr": None,
+            "kwargsrepr": None,
+            "origin": origin or anon_nodename(),
+            "ignore_result": ignore_result,
+            "replaced_task_nesting": 0,
+            "stamped_headers": None,
+            "stamps": {},
+        }
+        self._properties: dict[str, Any] = {"delivery_mode": delivery_mode}
+        if priority is not None:
+            self._properties["priority"] = priority
+
+    def build(
+        self,
+        task_id: str,
+        args: Sequence[Any] | None = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        eta: dt.datetime | None = None,
+        expires: dt.datetime | None = None,
+        retries: int = 0,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        group_id: str | None = None,
+        group_index: int | None = None,
+        reply_to: str | None = None,
+        shadow: str | None = None,
+        callbacks: list[Any] | None = None,
+        errbacks: list[Any] | None = None,
+        chain: list[Any] | None = None,
+        chord: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
+    ) -> Message:
+        """One message of this template (see :func:`build_task_message` for the errors)."""
+        args = args or ()  # Celery takes any empty args as (): argsrepr '()'
+        if not isinstance(args, (list, tuple)):
+            raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(
+                f"task keyword arguments must be a mapping, not {type(kwargs).__name__}"
+            )
+        embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+        body, content_type, content_encoding = serialization.dumps(
+            [list(args), dict(kwargs), embed], self.serializer
+        )
+        message_headers = self._headers.copy()
+        message_headers["id"] = task_id
+        message_headers["shadow"] = shadow
+        message_headers["eta"] = _isoformat(eta)
+        message_headers["expires"] = _isoformat(expires)
+        message_headers["group"] = group_id
+        message_headers["group_index"] = group_index
+        message_headers["retries"] = retries
+        message_headers["timelimit"] = list(message_headers["timelimit"])
+        message_headers["root_id"] = root_id or task_id
+        message_headers["parent_id"] = parent_id
+        message_headers["argsrepr"] = saferepr(args, self.repr_maxsize)
+        message_headers["kwargsrepr"] = saferepr(kwargs, self.repr_maxsize)
+        message_headers["stamps"] = {}
+        if headers:
+            message_headers.update(headers)
+        if self.compression:
+            body, message_headers["compression"] = serialization.compress(body, self.compression)
+        properties: dict[str, Any] = {
+            "correlation_id": task_id,
+            "reply_to": reply_to if reply_to is not None else "",
+            **self._properties,
+        }
+        if expires is not None:
+            current = now or dt.datetime.now(dt.timezone.utc)
+            aware = expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)
+            seconds = (aware - current).total_seconds()
+            properties["expiration"] = str(int(max(seconds, 0.0) * 1000))
+        return Message(body, message_headers, properties, content_type, content_encoding)
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:

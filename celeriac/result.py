@@ -7,7 +7,8 @@ app's result backend. Once a ready state is seen it is cached, since it can no l
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac import states
@@ -17,7 +18,7 @@ from celeriac.exceptions import TaskRevokedError
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
-__all__ = ["AsyncResult", "EagerResult", "result_from_tuple"]
+__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultSet", "result_from_tuple"]
 
 R = TypeVar("R")
 
@@ -103,7 +104,42 @@ class AsyncResult(Generic[R]):
 
     @property
     def children(self) -> list[Any]:
-        return list(self._get_task_meta().get("children") or [])
+        """Results of what this task sent while it ran (callbacks, the next chain step...)."""
+        return [
+            result_from_tuple(child, self.app)
+            for child in self._get_task_meta().get("children") or []
+        ]
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and, once each is ready, its children.
+
+        Raises:
+            IncompleteStream: a result on the way is not ready (unless ``intermediate``).
+        """
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(disable_sync_subtasks=False, **kwargs)
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(parent, result)`` pairs of the result graph, parents first."""
+        from collections import deque
+
+        from celeriac.exceptions import IncompleteStream
+
+        pending: deque[tuple[Any, Any]] = deque([(None, self)])
+        while pending:
+            parent, node = pending.popleft()
+            yield parent, node
+            if node.ready():
+                pending.extend((node, child) for child in node.children)
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def get_leaf(self) -> Any:
+        """The value of the last result in the graph (the end of a chain of callbacks)."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get(disable_sync_subtasks=False)
+        return value
 
     def _extended(self, name: str) -> Any:
         return self._get_task_meta().get(name)
@@ -183,6 +219,27 @@ class AsyncResult(Generic[R]):
         """Delete the stored result."""
         self._cache = None
         self.backend.forget(self.id)
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask every worker not to run this task (with ``terminate``, to kill it if running).
+
+        ``connection`` is accepted for Celery's signature and ignored. With ``wait``, waits
+        up to ``timeout`` seconds for the workers' replies.
+        """
+        self.app.control.revoke(
+            self.id,
+            terminate=terminate,
+            signal=signal or "SIGTERM",
+            reply=wait,
+            timeout=timeout if timeout is not None else 1.0,
+        )
 
     # --- odds and ends -----------------------------------------------------------------------
 
@@ -274,10 +331,265 @@ class EagerResult(AsyncResult[R]):
         return f"<EagerResult: {self.id}>"
 
 
-def result_from_tuple(value: Any, app: Celery | None = None) -> AsyncResult[Any]:
-    """Rebuild a result handle from ``as_tuple()`` output (``[[id, parent], None]``)."""
-    if isinstance(value, AsyncResult):
+class ResultSet:
+    """Several results, waited for together.
+
+    Args:
+        results: the member results (AsyncResult, or nested GroupResult).
+        app: the app whose backend holds them (the current app by default).
+    """
+
+    def __init__(self, results: Iterable[Any], app: Celery | None = None, **_: Any) -> None:
+        self.app = app or get_current_app()
+        self.results: list[Any] = list(results)
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend
+
+    # --- membership --------------------------------------------------------------------------
+
+    def add(self, result: Any) -> None:
+        if result not in self.results:
+            self.results.append(result)
+
+    def update(self, results: Iterable[Any]) -> None:
+        for result in results:
+            self.add(result)
+
+    def remove(self, result: Any) -> None:
+        if isinstance(result, str):
+            result = AsyncResult(result, app=self.app)
+        self.results.remove(result)
+
+    def discard(self, result: Any) -> None:
+        try:
+            self.remove(result)
+        except ValueError:
+            pass
+
+    def clear(self) -> None:
+        self.results.clear()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _metas(self) -> list[dict[str, Any]]:
+        """Every member's meta, read in one batch from the backend (nested sets flattened)."""
+        leaves = list(_leaves(self.results))
+        pending = [r.id for r in leaves if r._cache is None]
+        found = self.backend.get_many(pending) if pending else {}
+        metas: list[dict[str, Any]] = []
+        for result in leaves:
+            meta = result._cache if result._cache is not None else found[result.id]
+            if meta.get("status") in states.READY_STATES:
+                result._cache = meta
+            metas.append(meta)
+        return metas
+
+    def successful(self) -> bool:
+        """True when every member succeeded."""
+        return all(m["status"] == states.SUCCESS for m in self._metas())
+
+    def failed(self) -> bool:
+        """True when any member failed."""
+        return any(m["status"] == states.FAILURE for m in self._metas())
+
+    def ready(self) -> bool:
+        """True when every member is ready."""
+        return all(m["status"] in states.READY_STATES for m in self._metas())
+
+    def waiting(self) -> bool:
+        """True while any member is not ready."""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        return sum(1 for m in self._metas() if m["status"] == states.SUCCESS)
+
+    def maybe_throw(self, callback: Any = None, propagate: bool = True) -> None:
+        for result in _leaves(self.results):
+            result.maybe_throw(propagate=propagate)
+
+    def forget(self) -> None:
+        for result in _leaves(self.results):
+            result.forget()
+
+    def revoke(self, terminate: bool = False, signal: Any = None, **kwargs: Any) -> None:
+        """Revoke every member (through remote control)."""
+        control = self.app.control
+        control.revoke([r.id for r in _leaves(self.results)], terminate=terminate, signal=signal)
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[..., Any] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[..., Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
+    ) -> list[Any]:
+        """:meth:`join`."""
+        return self.join(
+            timeout=timeout,
+            propagate=propagate,
+            interval=interval,
+            callback=callback,
+            on_message=on_message,
+            disable_sync_subtasks=disable_sync_subtasks,
+        )
+
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[..., Any] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[..., Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
+    ) -> list[Any]:
+        """Wait for every member and return their values, in order.
+
+        Ready members are read in batches; the wait for the others is woken by the
+        backend (pub/sub on Redis, change polling on SQLite), never a sleep loop.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+            Exception: the first failed member's exception (with ``propagate``).
+        """
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._metas()
+        for result in _leaves(self.results):
+            if result._cache is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("The operation timed out.")
+                result.get(
+                    timeout=remaining,
+                    propagate=False,
+                    interval=interval,
+                    disable_sync_subtasks=False,
+                )
+                self._metas()  # one batch read for whatever finished meanwhile
+        values: list[Any] = []
+        for result in self.results:
+            if isinstance(result, ResultSet):
+                values.append(result.join(propagate=propagate, disable_sync_subtasks=False))
+                continue
+            meta = result._get_task_meta()
+            if on_message is not None:
+                on_message(meta)
+            value = result._value_of(meta, propagate, states.PROPAGATE_STATES)
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
+        return values
+
+    join_native = join
+
+    def supports_native_join(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
+
+
+class GroupResult(ResultSet):
+    """The results of a group: its id and its members' results, in order.
+
+    Args:
+        id: the group id (``group_id`` of every member).
+        results: the members' results.
+        parent: the result of what ran before the group in a chain.
+    """
+
+    def __init__(
+        self,
+        id: str | None = None,
+        results: Iterable[Any] | None = None,
+        parent: Any = None,
+        app: Celery | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(results or (), app=app)
+        self.id = id
+        self.parent = parent
+
+    @property
+    def children(self) -> list[Any]:
+        return self.results
+
+    def save(self, backend: Any = None) -> GroupResult:
+        """Store the group (``GroupResult.restore(id)`` rebuilds it later)."""
+        (backend or self.backend).save_group(self.id, self)
+        return self
+
+    def delete(self, backend: Any = None) -> None:
+        (backend or self.backend).delete_group(self.id)
+
+    @classmethod
+    def restore(cls, id: str, backend: Any = None, app: Celery | None = None) -> GroupResult | None:
+        """The saved group of ``id``, or None."""
+        app = app or get_current_app()
+        meta = (backend or app.backend).restore_group(id)
+        if meta is None or meta.get("result") is None:
+            return None
+        restored = result_from_tuple(meta["result"], app)
+        return restored if isinstance(restored, GroupResult) else None
+
+    def as_tuple(self) -> Any:
+        parent = self.parent.as_tuple() if self.parent is not None else None
+        return (self.id, parent), [r.as_tuple() for r in self.results]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(str(r.id) for r in self.results)}]>"
+
+
+def _leaves(results: Iterable[Any]) -> Iterator[AsyncResult[Any]]:
+    for result in results:
+        if isinstance(result, ResultSet):
+            yield from _leaves(result.results)
+        else:
+            yield result
+
+
+def result_from_tuple(value: Any, app: Celery | None = None) -> Any:
+    """Rebuild a result handle from ``as_tuple()`` output.
+
+    A task's tuple is ``[[id, parent], None]``; a group's is ``[[id, parent], [members]]``.
+    """
+    if isinstance(value, (AsyncResult, ResultSet)):
         return value
-    (task_id, parent), _children = value
+    (result_id, parent), members = value
     parent_result = result_from_tuple(parent, app) if parent else None
-    return AsyncResult(task_id, app=app, parent=parent_result)
+    if members is not None:
+        children = [result_from_tuple(m, app) for m in members]
+        return GroupResult(result_id, children, parent=parent_result, app=app)
+    return AsyncResult(result_id, app=app, parent=parent_result)

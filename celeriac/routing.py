@@ -71,6 +71,14 @@ def _glob_route(pattern: str | re.Pattern[str], target: Any) -> RouteFunction:
     return route
 
 
+def _only_patterns(setting: Any) -> bool:
+    if setting is None or isinstance(setting, Mapping):
+        return True
+    if isinstance(setting, str) or callable(setting):
+        return False
+    return all(isinstance(item, Mapping) for item in setting)
+
+
 def _routers_from_setting(setting: Any) -> list[RouteFunction]:
     if setting is None:
         return []
@@ -101,6 +109,9 @@ class Router:
         create_missing: bool,
     ) -> None:
         self._routers = _routers_from_setting(routes)
+        #: True when routes are only name patterns: a task's route does not depend on its
+        #: arguments, so a batch of sends may resolve it once per task name.
+        self.static = _only_patterns(routes)
         self.queues = _queues_by_name(queues)
         self.default_queue = default_queue
         self.create_missing = create_missing

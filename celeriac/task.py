@@ -19,6 +19,7 @@ from celeriac.exceptions import MaxRetriesExceededError, Reject, Retry
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.canvas import Signature
     from celeriac.result import AsyncResult, EagerResult
 
 __all__ = ["Context", "Task"]
@@ -223,6 +224,63 @@ class Task(Generic[P, R]):
         check_call_options(options)
         return run_eagerly(self, list(args or ()), dict(kwargs or {}), task_id, options)
 
+    # --- signatures ------------------------------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a call of this task: ``add.s(2, 2)``."""
+        from celeriac.canvas import Signature
+
+        return Signature(self, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a parent's result is not passed to it in a chain."""
+        from celeriac.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=True, app=self.app)
+
+    def signature(
+        self, args: Sequence[Any] | None = None, *starargs: Any, **starkwargs: Any
+    ) -> Signature:
+        """``signature(args, kwargs, countdown=..., ...)``: a signature with calling options."""
+        from celeriac.canvas import Signature
+
+        starkwargs.setdefault("app", self.app)
+        return Signature(self, args, *starargs, **starkwargs)
+
+    subtask = signature
+
+    def map(self, it: Any) -> Any:
+        """One message running this task on each item of ``it``."""
+        from celeriac.canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> Any:
+        """One message running this task with each item of ``it`` as its arguments."""
+        from celeriac.canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> Any:
+        """``it`` in parts of ``n`` argument tuples, one message per part (a group)."""
+        from celeriac.canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Any) -> Any:
+        """Replace this running task with ``sig``, which takes over its id and its place.
+
+        Callbacks, errbacks, the rest of a chain and chord membership move to ``sig``; a
+        group becomes a chord whose body keeps this task's id. This task ends without a
+        result of its own (``Ignore``).
+
+        Raises:
+            Ignore: always, once ``sig`` was sent.
+        """
+        from celeriac.canvas.replace import replace_task
+
+        return replace_task(self, sig)
+
     def retry(
         self,
         args: Sequence[Any] | None = None,
@@ -326,6 +384,21 @@ class Task(Generic[P, R]):
         if task_id is None:
             return
         self.app.backend.store_result(task_id, meta, state or states.PENDING, request=self.request)
+
+    def send_event(
+        self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any
+    ) -> None:
+        """Send a custom event (``task-progress``, ...) about the current request.
+
+        It carries ``uuid`` (the request's id), the sender's ``hostname`` (the worker's) and
+        ``fields``; monitors (``celeriac events``, Flower) show it. It is sent whether or not
+        the worker sends task events, as in Celery.
+        """
+        request = self.request
+        with self.app.events.default_dispatcher(hostname=request.hostname) as dispatcher:
+            dispatcher.send(
+                type_, uuid=request.id, retry=retry, retry_policy=retry_policy, **fields
+            )
 
     # --- handlers users override -------------------------------------------------------------
 

@@ -13,3 +13,8 @@ def add(x, y):
 @app.task
 def multiply(x, y):
     return x * y
+
+
+@app.task
+def tsum(numbers):
+    return sum(numbers)

@@ -22,9 +22,6 @@ WORKLOAD_JOBS = {
 JOB_ORDER = ("w6", "drain", "drain_results", "bulk", "startup", "io")
 #: Systems without a bulk API skip the bulk job.
 NO_BULK = {
-    "celeriac-sqlite",
-    "celeriac-sqlite-prefork",
-    "celeriac-redis",
     "huey-redis",
     "huey-sqlite",
     "arq-redis",

@@ -14,6 +14,7 @@ ADAPTERS = {
     "celeriac-sqlite": ("systems.celeriac_sqlite:CeleriacSqlite", "peers"),
     "celeriac-sqlite-prefork": ("systems.celeriac_sqlite:CeleriacSqlitePrefork", "peers"),
     "celeriac-redis": ("systems.celeriac_redis:CeleriacRedis", "peers"),
+    "celeriac-rabbitmq": ("systems.celeriac_rabbitmq:CeleriacRabbit", "peers"),
     "celery-redis-prefork": ("systems.celery_redis:CeleryRedisPrefork", "peers"),
     "celery-redis-threads": ("systems.celery_redis:CeleryRedisThreads", "peers"),
     "celery-rabbitmq-prefork": ("systems.celery_rabbitmq:CeleryRabbitPrefork", "peers"),

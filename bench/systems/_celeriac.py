@@ -30,6 +30,7 @@ def sleep():
 
 class CeleriacBase(System):
     library = "celeriac"
+    bulk_api = "group(noop.s() for _ in range(N)).apply_async()"
     call_api = "noop.delay()"
     io_pool = "threads, -c 100"
     pool: ClassVar[str] = "threads"  # the pool for no-op tasks (W1-W4), with -c 2
@@ -40,6 +41,13 @@ class CeleriacBase(System):
 
     def enqueue(self, task: str, count: int, deadline: float) -> int:
         return send_loop(getattr(self.tasks, task).delay, count, deadline)
+
+    def enqueue_bulk(self, count: int) -> int:
+        from celeriac import group
+
+        assert self.tasks is not None
+        group(self.tasks.noop.s() for _ in range(count)).apply_async()
+        return count
 
     def worker_argv(self, io: bool) -> list[str]:
         pool, concurrency = ("threads", "100") if io else (self.pool, "2")

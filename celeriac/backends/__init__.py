@@ -7,6 +7,8 @@ URL                                         backend
 ``memory://``, ``cache+memory://``          :class:`~celeriac.backends.memory.MemoryBackend`
 ``redis://``, ``rediss://``,                :class:`~celeriac.backends.redis.RedisBackend`
 ``redis+socket://``, ``sentinel://``        (needs redis-py: ``pip install celeriac[redis]``)
+``rpc://``                                  :class:`~celeriac.backends.rpc.RPCBackend`
+                                            (replies over RabbitMQ; ``celeriac[amqp]``)
 ``disabled`` or no URL                      :class:`DisabledBackend` (results are not kept)
 ==========================================  ==========================================
 
@@ -42,6 +44,7 @@ SUPPORTED = (
     "rediss://",
     "redis+socket://",
     "sentinel://",
+    "rpc://",
     "disabled",
 )
 
@@ -49,7 +52,7 @@ SUPPORTED = (
 _REDIS = ("redis", "rediss", "redis+socket", "sentinel")
 
 #: Celery result backends that celeriac will serve later.
-_PLANNED = ("rpc",)
+_PLANNED: tuple[str, ...] = ()
 
 E_NO_BACKEND = (
     "No result backend is configured. Set the result_backend setting (for example "
@@ -110,12 +113,33 @@ class DisabledBackend(ResultBackend):
     def _change_token(self) -> int:
         _disabled()
 
+    def _set_chord_size(self, group_id: str, size: int) -> None:
+        _no_chords()
+
+    def _extend_chord(self, group_id: str, count: int) -> int:
+        _no_chords()
+
+    def _add_chord_part(
+        self, group_id: str, part: bytes, index: int | None, size: int | None
+    ) -> list[bytes] | None:
+        _no_chords()
+
+    def _delete_chord(self, group_id: str) -> None:
+        _no_chords()
+
     def _wait_change(self, token: int, timeout: float) -> None:
         _disabled()
 
 
 def _disabled() -> NoReturn:
     raise NotImplementedError(E_NO_BACKEND)
+
+
+def _no_chords() -> NoReturn:
+    raise NotImplementedError(
+        "Starting chords requires a result backend to be configured, but none have been "
+        "configured (set result_backend)."
+    )
 
 
 def backend_for_url(
@@ -159,6 +183,8 @@ def _class_for(url: str) -> type[ResultBackend]:
         return SQLiteBackend
     if scheme in _REDIS:
         return _redis_backend()
+    if scheme == "rpc":
+        return _rpc_backend()
     if scheme in _PLANNED or scheme.startswith("db+"):
         raise ImproperlyConfigured(
             f"celeriac does not support the {scheme} result backend yet "
@@ -179,8 +205,20 @@ def _redis_backend() -> type[ResultBackend]:
     return RedisBackend
 
 
+def _rpc_backend() -> type[ResultBackend]:
+    try:
+        from celeriac.backends.rpc import RPCBackend
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("amqp"):
+            raise
+        raise ImproperlyConfigured(
+            "The rpc:// result backend needs py-amqp: pip install celeriac[amqp]"
+        ) from exc
+    return RPCBackend
+
+
 def _unknown_message(url: str, scheme: str) -> str:
-    known = ["sqlite", "db+sqlite", "memory", "cache+memory", *_REDIS, "disabled"]
+    known = ["sqlite", "db+sqlite", "memory", "cache+memory", *_REDIS, "rpc", "disabled"]
     close = difflib.get_close_matches(scheme, known, n=1)
     hint = f" Did you mean {close[0]}://?" if close else ""
     return (

@@ -35,7 +35,15 @@ from celeriac.exceptions import (
 )
 from celeriac.serialization import codec_for, dumps, loads, normalize_accept
 
-__all__ = ["RecordWrite", "ResultBackend", "StoreRequest", "StoredRecord", "replaces"]
+__all__ = [
+    "ChordPart",
+    "ChordPartDone",
+    "RecordWrite",
+    "ResultBackend",
+    "StoreRequest",
+    "StoredRecord",
+    "replaces",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +311,7 @@ class ResultBackend(abc.ABC):
         return {
             "exc_type": exc_type.__qualname__,
             "exc_message": [arg if self._encodable(arg) else repr(arg) for arg in args],
-            "exc_module": exc_type.__module__,
+            "exc_module": _wire_module(exc_type),
         }
 
     def exception_to_python(self, meta_result: Any) -> BaseException:
@@ -328,7 +336,7 @@ class ResultBackend(abc.ABC):
         module = exc_module if isinstance(exc_module, str) and exc_module else None
         message = meta_result.get("exc_message", [])
         args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
-        cls = _find_class(module, exc_type)
+        cls = _mirrored_class(module, exc_type) or _find_class(module, exc_type)
         if cls is None:
             return _stand_in(module or _STAND_IN_MODULE, exc_type)(*args)
         if not (isinstance(cls, type) and issubclass(cls, BaseException)):
@@ -457,6 +465,84 @@ class ResultBackend(abc.ABC):
         """Delete the group's stored meta."""
         self._delete_group(group_id)
 
+    # --- chords ----------------------------------------------------------------------------
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        """Record a chord's header size; the sending client calls it before the header goes."""
+        self._set_chord_size(group_id, int(size))
+
+    def add_to_chord(self, group_id: str, count: int = 1) -> int:
+        """Count ``count`` more header parts for a running chord; returns the extra parts."""
+        return self._extend_chord(group_id, int(count))
+
+    def chord_part_done(
+        self,
+        group_id: str,
+        task_id: str,
+        state: str,
+        result: Any,
+        *,
+        index: int | None = None,
+        size: int | None = None,
+    ) -> list[ChordPart] | None:
+        """Record a finished chord header task; returns every part once the last is in.
+
+        The count and the completion check are one atomic step in the backend, so exactly
+        one caller across all processes gets the parts (and the chord's counters are
+        deleted then); every other call returns None.
+
+        Args:
+            group_id: the chord header's group id.
+            task_id: the finished header task.
+            state: its final state.
+            result: its return value, or its exception for exception states.
+            index: its position in the header (``group_index``); None sorts it last.
+            size: the header size to use when none was recorded.
+
+        Returns:
+            The parts in header order (exceptions rebuilt), or None while parts are missing.
+        """
+        done = ChordPartDone(group_id, task_id, state, result, index, size)
+        return self.chord_parts_done([done])[0]
+
+    def chord_parts_done(self, parts: Sequence[ChordPartDone]) -> list[list[ChordPart] | None]:
+        """:meth:`chord_part_done` for many parts in one round trip (a worker's batch).
+
+        Returns, for each part in order, the chord's parts when that part completed it.
+        """
+        writes = []
+        for done in parts:
+            result = done.result
+            if done.state in states.EXCEPTION_STATES and isinstance(result, BaseException):
+                result = self.encode_exception(result)
+            payload, _, _ = dumps([1, done.task_id, done.state, result], self.serializer)
+            writes.append((done.group_id, payload, done.position, done.size))
+        completed = self._add_chord_parts(writes)
+        return [
+            None
+            if payloads is None
+            else [self._decode_chord_part(group_id, payload) for payload in payloads]
+            for (group_id, _, _, _), payloads in zip(writes, completed, strict=True)
+        ]
+
+    def delete_chord(self, group_id: str) -> None:
+        """Delete a chord's counters and parts (no error if there are none)."""
+        self._delete_chord(group_id)
+
+    def _decode_chord_part(self, group_id: str, payload: bytes) -> ChordPart:
+        content_type, encoding = self._part_content_type(payload)
+        part = loads(payload, content_type, encoding, accept=self.accept)
+        if not (isinstance(part, list) and len(part) == 4):
+            raise DecodeError(f"Chord {group_id} holds a malformed part: {part!r:.200}")
+        _, task_id, state, result = part
+        if state in states.EXCEPTION_STATES and result is not None:
+            result = self.exception_to_python(result)
+        return ChordPart(task_id, state, result)
+
+    def _part_content_type(self, payload: bytes) -> tuple[str, str]:
+        codec = codec_for(self.serializer)
+        return codec.content_type, codec.content_encoding
+
     # --- primitives ------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -491,6 +577,33 @@ class ResultBackend(abc.ABC):
     def _cleanup(self, now: float) -> int:
         """Delete records whose ``expires_at`` is at or before ``now``; returns how many."""
 
+    @abc.abstractmethod
+    def _set_chord_size(self, group_id: str, size: int) -> None:
+        """Store a chord's header size."""
+
+    @abc.abstractmethod
+    def _extend_chord(self, group_id: str, count: int) -> int:
+        """Add ``count`` to a chord's extra parts; returns the new extra count."""
+
+    @abc.abstractmethod
+    def _add_chord_part(
+        self, group_id: str, part: bytes, index: int | None, size: int | None
+    ) -> list[bytes] | None:
+        """Add a serialized part atomically; once parts == size + extra, return them all
+        (by index, then arrival) and delete the chord; else None. ``size`` stands in for a
+        missing stored size."""
+
+    def _add_chord_parts(
+        self, writes: Sequence[tuple[str, bytes, int | None, int | None]]
+    ) -> list[list[bytes] | None]:
+        """:meth:`_add_chord_part` for each ``(group_id, part, index, size)``, in order;
+        backends that can do it in one round trip override it."""
+        return [self._add_chord_part(*write) for write in writes]
+
+    @abc.abstractmethod
+    def _delete_chord(self, group_id: str) -> None:
+        """Delete a chord's size, extra count and parts."""
+
     def _begin_wait(self) -> None:  # noqa: B027 - only polling backends need it
         """A caller starts waiting for a result: a polling backend may speed up."""
 
@@ -504,6 +617,71 @@ class ResultBackend(abc.ABC):
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+class ChordPartDone(NamedTuple):
+    """A finished chord header task to record (see :meth:`ResultBackend.chord_parts_done`)."""
+
+    group_id: str
+    task_id: str
+    state: str
+    result: Any
+    #: The part's position in the header (``group_index``); None sorts it last.
+    position: int | None = None
+    size: int | None = None
+
+
+class ChordPart(NamedTuple):
+    """One finished chord header task, as :meth:`ResultBackend.chord_part_done` returns it.
+
+    Attributes:
+        task_id: the header task's id.
+        state: its final state.
+        result: its return value, or the rebuilt exception for exception states.
+    """
+
+    task_id: str
+    state: str
+    result: Any
+
+
+#: Where Celery keeps the exceptions that celeriac mirrors (by class name; the rest of
+#: celeriac's exceptions live in ``celery.exceptions`` there). Results name Celery's home, so
+#: a Celery client catches ``celery.exceptions.ChordError`` raised by a celeriac worker,
+#: and a celeriac client reading them rebuilds celeriac's own class.
+_CELERY_HOMES = {
+    "ContentDisallowed": "kombu.exceptions",
+    "DecodeError": "kombu.exceptions",
+    "EncodeError": "kombu.exceptions",
+    "OperationalError": "kombu.exceptions",
+    "SerializationError": "kombu.exceptions",
+    "SoftTimeLimitExceeded": "billiard.exceptions",
+    "Terminated": "billiard.exceptions",
+    "TimeLimitExceeded": "billiard.exceptions",
+    "WorkerLostError": "billiard.exceptions",
+}
+_CELERIAC_ONLY = frozenset({"CeleriacError", "UnknownSettingError"})
+_MIRROR_MODULES = frozenset({"celery.exceptions", "kombu.exceptions", "billiard.exceptions"})
+
+
+def _wire_module(cls: type[BaseException]) -> str:
+    """The module a result names for ``cls``: Celery's home for celeriac's mirrored ones."""
+    module = cls.__module__
+    if module != "celeriac.exceptions" or cls.__qualname__ in _CELERIAC_ONLY:
+        return module
+    return _CELERY_HOMES.get(cls.__qualname__, "celery.exceptions")
+
+
+def _mirrored_class(module: str | None, name: str) -> type[BaseException] | None:
+    """celeriac's class for an exception a result names by its Celery home."""
+    if module not in _MIRROR_MODULES:
+        return None
+    from celeriac import exceptions
+
+    cls = getattr(exceptions, name, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException) and name in exceptions.__all__:
+        return cls
+    return None
 
 
 def replaces(stored: str, new: str) -> bool:

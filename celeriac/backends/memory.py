@@ -30,11 +30,21 @@ class _Entry:
 
 
 @dataclass
+class _Chord:
+    """A running chord: its header size, parts added later, and the parts finished so far."""
+
+    size: int | None = None
+    extra: int = 0
+    parts: list[tuple[float, int, bytes]] = field(default_factory=list)
+
+
+@dataclass
 class _Store:
     """The records behind one URL, guarded by one condition (which also wakes waiters)."""
 
     results: dict[str, _Entry] = field(default_factory=dict)
     groups: dict[str, _Entry] = field(default_factory=dict)
+    chords: dict[str, _Chord] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
     version: int = 0
 
@@ -77,6 +87,7 @@ class MemoryBackend(ResultBackend):
             with store.changed:
                 store.results.clear()
                 store.groups.clear()
+                store.chords.clear()
                 store.bump()
 
     # --- primitives ------------------------------------------------------------------------
@@ -125,6 +136,33 @@ class MemoryBackend(ResultBackend):
             return _drop_expired(self._shared.results, now) + _drop_expired(
                 self._shared.groups, now
             )
+
+    def _set_chord_size(self, group_id: str, size: int) -> None:
+        with self._shared.changed:
+            self._shared.chords.setdefault(group_id, _Chord()).size = size
+
+    def _extend_chord(self, group_id: str, count: int) -> int:
+        with self._shared.changed:
+            chord = self._shared.chords.setdefault(group_id, _Chord())
+            chord.extra += count
+            return chord.extra
+
+    def _add_chord_part(
+        self, group_id: str, part: bytes, index: int | None, size: int | None
+    ) -> list[bytes] | None:
+        with self._shared.changed:
+            chord = self._shared.chords.setdefault(group_id, _Chord())
+            order = float("inf") if index is None else float(index)
+            chord.parts.append((order, len(chord.parts), part))
+            total = chord.size if chord.size is not None else size
+            if not total or len(chord.parts) != total + chord.extra:
+                return None
+            del self._shared.chords[group_id]
+        return [payload for _, _, payload in sorted(chord.parts)]
+
+    def _delete_chord(self, group_id: str) -> None:
+        with self._shared.changed:
+            self._shared.chords.pop(group_id, None)
 
     def _change_token(self) -> int:
         return self._shared.version

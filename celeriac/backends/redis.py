@@ -66,7 +66,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
@@ -76,14 +76,13 @@ from celeriac import states
 from celeriac.backends.base import RecordWrite, ResultBackend, StoredRecord, redact_url
 from celeriac.exceptions import (
     BackendStoreError,
-    DecodeError,
     ImproperlyConfigured,
     OperationalError,
     TimeoutError,
 )
-from celeriac.serialization import codec_for, dumps, loads
+from celeriac.serialization import codec_for
 
-__all__ = ["SETTING_OPTIONS", "ChordPart", "RedisBackend", "key_prefix"]
+__all__ = ["SETTING_OPTIONS", "RedisBackend", "key_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,20 +151,6 @@ def key_prefix(global_keyprefix: str | None) -> str:
     if not global_keyprefix:
         return ""
     return global_keyprefix if global_keyprefix[-1] in ":_-." else global_keyprefix + "_"
-
-
-class ChordPart(NamedTuple):
-    """One finished chord header task, as :meth:`RedisBackend.chord_part_done` returns it.
-
-    Attributes:
-        task_id: the header task's id.
-        state: its final state.
-        result: its return value, or the rebuilt exception for exception states.
-    """
-
-    task_id: str
-    state: str
-    result: Any
 
 
 class RedisBackend(ResultBackend):
@@ -244,82 +229,58 @@ class RedisBackend(ResultBackend):
             return meta
 
     # --- chords ----------------------------------------------------------------------------
+    # Celery's layout: the sending client sets ``<group key>.s`` (the header size) before
+    # the last header task goes out; each finished part joins ``.j`` (a sorted set scored by
+    # the part's index in ordered mode, Celery's default; a list otherwise); ``.t`` counts
+    # parts added to a running chord. One Lua script counts and completes, so exactly one
+    # caller across all processes (Celery workers included) gets the parts.
 
-    def set_chord_size(self, group_id: str, size: int) -> None:
-        """Record a chord's header size (``<group key>.s``), as Celery's client does.
-
-        Celery's sending client sets it before sending the last header task; Celery
-        workers complete the chord only once it is there.
-        """
+    def _set_chord_size(self, group_id: str, size: int) -> None:
         with self._errors("set a chord size"):
-            self._client.set(self.group_key(group_id, ".s"), int(size), px=self._expires_ms())
+            self._client.set(self.group_key(group_id, ".s"), size, px=self._expires_ms())
 
-    def add_to_chord(self, group_id: str, count: int = 1) -> int:
-        """Count ``count`` more header parts for a running chord (``<group key>.t``).
-
-        Returns the new number of extra parts.
-        """
+    def _extend_chord(self, group_id: str, count: int) -> int:
         with self._errors("extend a chord"):
             return int(self._client.incrby(self.group_key(group_id, ".t"), count))
 
-    def chord_part_done(
-        self,
-        group_id: str,
-        task_id: str,
-        state: str,
-        result: Any,
-        *,
-        index: int | None = None,
-        size: int | None = None,
-    ) -> list[ChordPart] | None:
-        """Record a finished chord header task; returns every part once the last is in.
-
-        Celery's protocol: the part ``[1, task_id, state, result]`` joins ``<group key>.j``
-        (scored by ``index``, the task's ``group_index``, in ordered mode), and the chord is
-        complete when the number of parts equals ``.s`` (or ``size`` when ``.s`` is
-        missing) plus ``.t``. The count and the completion check are one script, so
-        exactly one call across all processes (Celery workers included) gets the parts;
-        it also deletes the three keys. Every other call returns None.
-
-        Args:
-            group_id: the chord header's group id.
-            task_id: the finished header task.
-            state: its final state.
-            result: its return value, or its exception for exception states.
-            index: its position in the header (``group_index``); None sorts it last.
-            size: the header size to use when the client did not store ``.s``.
-
-        Returns:
-            The parts in header order (exceptions rebuilt), or None while parts are missing.
-        """
-        if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
-            result = self.encode_exception(result)
-        member, _, _ = dumps([1, task_id, state, result], self.serializer)
+    def _add_chord_part(
+        self, group_id: str, part: bytes, index: int | None, size: int | None
+    ) -> list[bytes] | None:
         keys = [self.group_key(group_id, suffix) for suffix in (".j", ".t", ".s")]
         score = "+inf" if index is None else str(int(index))
         ttl = self._expires_ms() or 0
-        args: list[bytes | str | int] = [member, score, ttl, size or 0, int(self.chord_ordered)]
+        args: list[bytes | str | int] = [part, score, ttl, size or 0, int(self.chord_ordered)]
         with self._errors("record a chord part"):
             parts = self._chord_script(keys=keys, args=args)
-        if not parts:
-            return None
-        return [self._chord_part(group_id, part) for part in parts]
+        return list(parts) if parts else None
 
-    def delete_chord(self, group_id: str) -> None:
-        """Delete a chord's counters (``.j``, ``.t``, ``.s``), e.g. after a failed header."""
+    def _add_chord_parts(
+        self, writes: Sequence[tuple[str, bytes, int | None, int | None]]
+    ) -> list[list[bytes] | None]:
+        """Every part's script call in one pipeline (each call stays atomic on its own)."""
+        if len(writes) == 1:
+            return [self._add_chord_part(*writes[0])]
+        ttl = self._expires_ms() or 0
+        ordered = int(self.chord_ordered)
+        with (
+            self._errors("record chord parts"),
+            self._client.pipeline(transaction=False) as pipe,
+        ):
+            for group_id, part, index, size in writes:
+                keys = [self.group_key(group_id, suffix) for suffix in (".j", ".t", ".s")]
+                score = "+inf" if index is None else str(int(index))
+                args: list[bytes | str | int] = [part, score, ttl, size or 0, ordered]
+                self._chord_script(keys=keys, args=args, client=pipe)
+            replies = pipe.execute()
+        return [list(reply) if reply else None for reply in replies]
+
+    def _delete_chord(self, group_id: str) -> None:
         keys = [self.group_key(group_id, suffix) for suffix in (".j", ".t", ".s")]
         with self._errors("delete a chord"):
             self._client.delete(*keys)
 
-    def _chord_part(self, group_id: str, payload: bytes) -> ChordPart:
-        content_type, encoding = self._content_type(payload)
-        part = loads(payload, content_type, encoding, accept=self.accept)
-        if not (isinstance(part, list) and len(part) == 4):
-            raise DecodeError(f"Chord {group_id} holds a malformed part: {part!r:.200}")
-        _, task_id, state, result = part
-        if state in states.EXCEPTION_STATES and result is not None:
-            result = self.exception_to_python(result)
-        return ChordPart(task_id, state, result)
+    def _part_content_type(self, payload: bytes) -> tuple[str, str]:
+        return self._content_type(payload)
 
     # --- connections -----------------------------------------------------------------------
 

@@ -45,6 +45,74 @@ CREATE TABLE IF NOT EXISTS result_groups (
 );
 CREATE INDEX IF NOT EXISTS result_groups_expires_at ON result_groups (expires_at)
     WHERE expires_at IS NOT NULL;
+-- chord_state: group_id, size, extra, done, expires_at (a running chord's counters)
+CREATE TABLE IF NOT EXISTS chord_state (
+    group_id TEXT PRIMARY KEY,
+    size INTEGER,
+    extra INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL
+);
+-- chord_parts: group_id, position, part (finished header tasks of a running chord)
+CREATE TABLE IF NOT EXISTS chord_parts (
+    seq INTEGER PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    position REAL NOT NULL,
+    part BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chord_parts_group ON chord_parts (group_id, position, seq);
+"""
+
+SET_CHORD_SIZE = """
+-- chord_state: writes size, expires_at of group_id (inserting the row if needed)
+INSERT INTO chord_state (group_id, size, expires_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (group_id) DO UPDATE SET size = excluded.size, expires_at = excluded.expires_at
+"""
+
+EXTEND_CHORD = """
+-- chord_state: adds to extra of group_id (inserting the row if needed); returns the new extra
+INSERT INTO chord_state (group_id, extra, expires_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (group_id) DO UPDATE SET extra = chord_state.extra + excluded.extra
+RETURNING extra
+"""
+
+ADD_CHORD_PART = """
+-- chord_parts: writes group_id, position, part
+INSERT INTO chord_parts (group_id, position, part) VALUES (?, ?, ?)
+"""
+
+COUNT_CHORD_PART = """
+-- chord_state: adds one to done of group_id (inserting the row if needed); returns done,
+-- size and extra (a counter, so completing a chord of n parts costs n, not n squared)
+INSERT INTO chord_state (group_id, done, expires_at) VALUES (?1, 1, ?2)
+ON CONFLICT (group_id) DO UPDATE SET done = chord_state.done + 1
+RETURNING done, size, extra
+"""
+
+LOAD_CHORD_PARTS = """
+-- chord_parts: reads part of group_id in header order
+SELECT part FROM chord_parts WHERE group_id = ? ORDER BY position, seq
+"""
+
+DELETE_CHORD_PARTS = """
+-- chord_parts: deletes the rows of group_id
+DELETE FROM chord_parts WHERE group_id = ?
+"""
+
+DELETE_CHORD = """
+-- chord_state: deletes the row of group_id
+DELETE FROM chord_state WHERE group_id = ?
+"""
+
+CLEANUP_CHORD_PARTS = """
+-- chord_parts: deletes the parts of chords whose expires_at has passed
+DELETE FROM chord_parts
+WHERE group_id IN (SELECT group_id FROM chord_state WHERE expires_at <= ?)
+"""
+
+CLEANUP_CHORDS = """
+-- chord_state: deletes rows whose expires_at has passed
+DELETE FROM chord_state WHERE expires_at <= ?
 """
 
 # Params: ?1 task_id, ?2 status, ?3 payload, ?4 content_type, ?5 content_encoding,
@@ -189,9 +257,46 @@ class SQLiteBackend(ResultBackend):
         def delete(conn: sqlite3.Connection) -> int:
             results = conn.execute(CLEANUP_RESULTS, (now,)).rowcount
             groups = conn.execute(CLEANUP_GROUPS, (now,)).rowcount
+            conn.execute(CLEANUP_CHORD_PARTS, (now,))
+            conn.execute(CLEANUP_CHORDS, (now,))
             return int(results) + int(groups)
 
         return self._file.write("delete expired results", delete)
+
+    def _set_chord_size(self, group_id: str, size: int) -> None:
+        row = (group_id, size, self._expires_at())
+        self._file.write("set a chord size", lambda conn: conn.execute(SET_CHORD_SIZE, row))
+
+    def _extend_chord(self, group_id: str, count: int) -> int:
+        row = (group_id, count, self._expires_at())
+        return int(
+            self._file.write(
+                "extend a chord", lambda conn: conn.execute(EXTEND_CHORD, row).fetchone()[0]
+            )
+        )
+
+    def _add_chord_part(
+        self, group_id: str, part: bytes, index: int | None, size: int | None
+    ) -> list[bytes] | None:
+        return self._add_chord_parts([(group_id, part, index, size)])[0]
+
+    def _add_chord_parts(
+        self, writes: Sequence[tuple[str, bytes, int | None, int | None]]
+    ) -> list[list[bytes] | None]:
+        expires_at = self._expires_at()
+
+        def add(conn: sqlite3.Connection) -> list[list[bytes] | None]:
+            # One write transaction: the count that completes a chord is seen by one caller.
+            return [_add_part(conn, *write, expires_at) for write in writes]
+
+        return self._file.write("record chord parts", add)
+
+    def _delete_chord(self, group_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute(DELETE_CHORD_PARTS, (group_id,))
+            conn.execute(DELETE_CHORD, (group_id,))
+
+        self._file.write("delete a chord", delete)
 
     def _change_token(self) -> int:
         return self._file.data_version()
@@ -201,3 +306,24 @@ class SQLiteBackend(ResultBackend):
 
     def _wait_change(self, token: int, timeout: float) -> None:
         self._file.wait_for_change(token, timeout)
+
+
+def _add_part(
+    conn: sqlite3.Connection,
+    group_id: str,
+    part: bytes,
+    index: int | None,
+    size: int | None,
+    expires_at: float | None,
+) -> list[bytes] | None:
+    """Add one chord part inside a write transaction; all parts once it completes the chord."""
+    position = float("inf") if index is None else float(index)
+    conn.execute(ADD_CHORD_PART, (group_id, position, part))
+    ready, stored_size, extra = conn.execute(COUNT_CHORD_PART, (group_id, expires_at)).fetchone()
+    total = stored_size if stored_size is not None else size
+    if not total or ready != total + (extra or 0):
+        return None
+    parts = [bytes(row[0]) for row in conn.execute(LOAD_CHORD_PARTS, (group_id,))]
+    conn.execute(DELETE_CHORD_PARTS, (group_id,))
+    conn.execute(DELETE_CHORD, (group_id,))
+    return parts

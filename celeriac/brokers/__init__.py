@@ -22,26 +22,28 @@ SCHEMES: tuple[str, ...] = (
     "rediss",
     "redis+socket",
     "sentinel",
+    "amqp",
+    "amqps",
+    "pyamqp",
 )
 
 #: Schemes served by the Redis broker (needs redis-py: ``pip install celeriac[redis]``).
 _REDIS = ("redis", "rediss", "redis+socket", "sentinel")
 
-# Schemes Celery users know whose brokers celeriac has not built yet -> the broker's name.
-_NOT_YET: dict[str, str] = {
-    "amqp": "RabbitMQ (AMQP)",
-    "amqps": "RabbitMQ (AMQP)",
-    "pyamqp": "RabbitMQ (AMQP)",
-}
+#: Schemes served by the RabbitMQ broker (needs py-amqp: ``pip install celeriac[amqp]``).
+_AMQP = ("amqp", "amqps", "pyamqp")
 
 
-def broker_for_url(url: str, *, options: dict[str, Any] | None = None) -> Broker:
+def broker_for_url(url: str, *, options: dict[str, Any] | None = None, conf: Any = None) -> Broker:
     """Create the broker a URL names.
 
     Args:
         url: ``memory://``, ``sqlite:///path.db`` (or ``sqla+sqlite:///path.db``),
-            ``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``.
+            ``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``, ``amqp://``,
+            ``pyamqp://``, ``amqps://``.
         options: ``broker_transport_options`` (``visibility_timeout``, ...).
+        conf: the app's settings, for brokers that declare routing topology and read the
+            ``broker_*`` connection settings (RabbitMQ); the others ignore it.
 
     Raises:
         ImproperlyConfigured: the scheme is unknown, or its broker is not available yet
@@ -59,11 +61,8 @@ def broker_for_url(url: str, *, options: dict[str, Any] | None = None) -> Broker
         return SQLiteBroker(url, options=options)
     if scheme in _REDIS:
         return _redis_broker(url, options)
-    if scheme in _NOT_YET:
-        raise ImproperlyConfigured(
-            f"celeriac does not support the {_NOT_YET[scheme]} broker yet "
-            f"(broker URL {mask_url(url)!r}). Supported schemes: {_supported()}."
-        )
+    if scheme in _AMQP:
+        return _amqp_broker(url, options, conf)
     raise ImproperlyConfigured(
         f"Unknown broker URL {mask_url(url)!r}: expected one of {_supported()} "
         "(for example sqlite:///celeriac.db)."
@@ -81,6 +80,19 @@ def _redis_broker(url: str, options: dict[str, Any] | None) -> Broker:
             "pip install celeriac[redis]"
         ) from exc
     return RedisBroker(url, options=options)
+
+
+def _amqp_broker(url: str, options: dict[str, Any] | None, conf: Any) -> Broker:
+    try:
+        from celeriac.brokers.amqp import AMQPBroker
+    except ImportError as exc:
+        if not (exc.name or "").startswith("amqp"):
+            raise
+        raise ImproperlyConfigured(
+            f"The RabbitMQ broker (broker URL {mask_url(url)!r}) needs py-amqp: "
+            "pip install celeriac[amqp]"
+        ) from exc
+    return AMQPBroker(url, options=options, conf=conf)
 
 
 def _supported() -> str:

@@ -8,6 +8,15 @@ A live consumer renews its leases, so only a dead consumer's messages come back.
 Delayed messages (``eta``) wait inside the broker and become claimable when due; no
 consumer holds them in memory.
 
+Remote control and events need two more shapes of delivery, both transient and without
+acks (kombu's pidbox, Celery's ``celeryev``): *fanout* (one message to every live
+subscriber of an exchange; a subscriber that is not listening misses it) and *direct* (a
+message routed by exchange and routing key to the transient queues bound with that key).
+:class:`Subscription` is how a subscriber reads either. Events add routing keys to the
+fanout shape: ``celeryev`` is a *topic* exchange on AMQP (subscribers bind with ``#`` or
+``worker.#``) and a pattern subscription on Redis (``PSUBSCRIBE /0.celeryev/*``); brokers
+without exchange routing (memory, SQLite) give every message to every subscriber.
+
 Every implementation passes :mod:`celeriac.testing.broker_suite`.
 """
 
@@ -16,11 +25,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from celeriac.message import Message
 
-__all__ = ["Broker", "DeadLetter", "Delivery", "Outgoing"]
+__all__ = ["Broker", "DeadLetter", "Delivery", "ExchangeType", "Outgoing", "Subscription"]
+
+#: The exchange types a broadcast can go through (``topic``: Celery's event exchange on AMQP).
+ExchangeType = Literal["fanout", "topic"]
 
 #: Lease length when the URL or ``broker_transport_options`` give no ``visibility_timeout``.
 DEFAULT_LEASE_SECONDS = 30.0
@@ -28,11 +40,18 @@ DEFAULT_LEASE_SECONDS = 30.0
 
 @dataclass(slots=True)
 class Outgoing:
-    """One message to publish: its queue and, when delayed, its due time (UNIX seconds)."""
+    """One message to publish: its queue and, when delayed, its due time (UNIX seconds).
+
+    ``exchange`` and ``routing_key`` are an explicit route (``apply_async(exchange=...,
+    routing_key=...)`` or a ``task_routes`` entry); brokers with exchanges (AMQP) publish
+    through them, the others deliver to ``queue``.
+    """
 
     queue: str
     message: Message
     eta: float | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +99,30 @@ class DeadLetter:
     reason: str
     time: float
     message: Message = field(compare=False)
+
+
+class Subscription(abc.ABC):
+    """Messages arriving for one transient, no-ack queue (broadcast or direct).
+
+    Not thread-safe: one thread reads a subscription. Messages are gone once returned.
+    """
+
+    @abc.abstractmethod
+    def get(self, timeout: float) -> list[Message]:
+        """The messages that arrived, oldest first; waits up to ``timeout`` seconds for one.
+
+        Returns an empty list when nothing came in time.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop receiving and delete the queue; the instance is not used afterwards."""
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class Broker(abc.ABC):
@@ -159,6 +202,60 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def requeue_dead_letters(self, ids: Sequence[str] | None = None) -> int:
         """Put dead letters (all, or those with ``ids``) back on their queues; returns how many."""
+
+    # --- broadcast and direct (remote control) ----------------------------------------------
+
+    def fanout_publish(
+        self,
+        exchange: str,
+        message: Message,
+        *,
+        routing_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+    ) -> None:
+        """Send ``message`` to every live subscriber of ``exchange`` (fire and forget).
+
+        ``exchange_type`` matters on brokers with typed exchanges (AMQP): ``topic`` routes
+        by ``routing_key`` to the subscribers whose binding key matches it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support broadcast messages")
+
+    def fanout_subscribe(
+        self,
+        exchange: str,
+        queue: str,
+        *,
+        binding_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+        message_ttl: float | None = None,
+        expires: float | None = None,
+    ) -> Subscription:
+        """Receive what is published to ``exchange`` from now on, as queue ``queue``.
+
+        ``queue`` names the subscriber (``celery@host.celery.pidbox``) where the broker
+        records bindings; messages published before this call are never received.
+        ``binding_key`` selects routing keys where the broker routes by them (``#``: all,
+        ``worker.#``: the worker events); ``message_ttl`` and ``expires`` (seconds) bound
+        how long an unread message and an unread queue live where the broker keeps queues.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support broadcast messages")
+
+    def direct_publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        """Route ``message`` to the queues bound to ``exchange`` with ``routing_key``.
+
+        With no such queue the message is dropped, as an unroutable message is in kombu.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support direct replies")
+
+    def direct_subscribe(
+        self, exchange: str, routing_key: str, queue: str, *, expires: float | None = None
+    ) -> Subscription:
+        """Declare transient ``queue`` bound to ``exchange`` with ``routing_key``, and read it.
+
+        ``expires`` (seconds) lets the broker delete the queue when nobody reads it for
+        that long (a reader that died leaves nothing behind for good).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support direct replies")
 
     # --- administration --------------------------------------------------------------------
 

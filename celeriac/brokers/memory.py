@@ -17,11 +17,19 @@ import itertools
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, Outgoing
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    ExchangeType,
+    Outgoing,
+    Subscription,
+)
 from celeriac.exceptions import EncodeError
 from celeriac.message import Message
 from celeriac.serialization import json_dumps, json_loads
@@ -81,8 +89,17 @@ class _State:
     lease_heap: list[tuple[float, str]] = field(default_factory=list)
     dead: dict[str, _DeadEntry] = field(default_factory=dict)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    #: fanout exchange -> its live subscriptions.
+    fanout: dict[str, set[_MemorySubscription]] = field(default_factory=dict)
+    #: (direct exchange, routing key) -> the transient queues bound with that key.
+    bindings: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: transient direct queue name -> the subscription reading it.
+    direct: dict[str, _MemorySubscription] = field(default_factory=dict)
 
     def clear(self) -> None:
+        self.fanout.clear()
+        self.bindings.clear()
+        self.direct.clear()
         self.ready.clear()
         self.delayed.clear()
         self.leased.clear()
@@ -143,6 +160,48 @@ class _State:
             or any(item[2].queue == queue for item in self.delayed)
             or any(entry.queue == queue for entry in self.leased.values())
         )
+
+
+class _MemorySubscription(Subscription):
+    """A transient queue in the shared state; it waits on the state's condition."""
+
+    def __init__(self, state: _State, on_close: Any) -> None:
+        self._state = state
+        self._on_close = on_close
+        self.pending: deque[Message] = deque()
+
+    def get(self, timeout: float) -> list[Message]:
+        state = self._state
+        deadline = time.monotonic() + timeout
+        with state.cond:
+            while not self.pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                state.cond.wait(min(remaining, MAX_WAIT))
+            taken = list(self.pending)
+            self.pending.clear()
+            return taken
+
+    def close(self) -> None:
+        with self._state.cond:
+            self._on_close()
+            self.pending.clear()
+
+
+def _copy(message: Message) -> Message:
+    """What a subscriber receives: a copy, as if the message had travelled through JSON."""
+    try:
+        headers, properties = json_dumps(message.headers), json_dumps(message.properties)
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"Message headers or properties cannot be sent: {exc}") from exc
+    return Message(
+        bytes(message.body),
+        json_loads(headers),
+        json_loads(properties),
+        message.content_type,
+        message.content_encoding,
+    )
 
 
 _REGISTRY: dict[str, _State] = {}
@@ -307,6 +366,81 @@ class MemoryBroker(Broker):
                 state.make_ready(entry)
             state.cond.notify_all()
         return len(keys)
+
+    # --- broadcast and direct --------------------------------------------------------------
+
+    def fanout_publish(
+        self,
+        exchange: str,
+        message: Message,
+        *,
+        routing_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+    ) -> None:
+        """Append a copy to every live subscription of ``exchange``.
+
+        No exchange routing here: every subscriber gets it, whatever ``exchange_type``.
+        """
+        copy = _copy(message)
+        state = self._state
+        with state.cond:
+            for subscription in state.fanout.get(exchange, ()):
+                subscription.pending.append(copy)
+            state.cond.notify_all()
+
+    def fanout_subscribe(
+        self,
+        exchange: str,
+        queue: str,
+        *,
+        binding_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+        message_ttl: float | None = None,
+        expires: float | None = None,
+    ) -> Subscription:
+        """A subscription that sees what is published to ``exchange`` from now on.
+
+        Every message of ``exchange`` comes, whatever ``binding_key``; nothing is kept
+        for a subscriber, so ``message_ttl`` and ``expires`` have nothing to bound.
+        """
+        state = self._state
+
+        def unsubscribe() -> None:
+            state.fanout.get(exchange, set()).discard(subscription)
+
+        subscription = _MemorySubscription(state, unsubscribe)
+        with state.cond:
+            state.fanout.setdefault(exchange, set()).add(subscription)
+        return subscription
+
+    def direct_publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        """Append a copy to each queue bound with ``routing_key`` (none bound: dropped)."""
+        copy = _copy(message)
+        state = self._state
+        with state.cond:
+            for queue in state.bindings.get((exchange, routing_key), ()):
+                subscription = state.direct.get(queue)
+                if subscription is not None:
+                    subscription.pending.append(copy)
+            state.cond.notify_all()
+
+    def direct_subscribe(
+        self, exchange: str, routing_key: str, queue: str, *, expires: float | None = None
+    ) -> Subscription:
+        """Bind ``queue`` and read it; it lives until closed (``expires`` is moot in-process)."""
+        state = self._state
+        key = (exchange, routing_key)
+
+        def unbind() -> None:
+            state.bindings.get(key, set()).discard(queue)
+            if state.direct.get(queue) is subscription:
+                del state.direct[queue]
+
+        subscription = _MemorySubscription(state, unbind)
+        with state.cond:
+            state.bindings.setdefault(key, set()).add(queue)
+            state.direct[queue] = subscription
+        return subscription
 
     # --- administration --------------------------------------------------------------------
 

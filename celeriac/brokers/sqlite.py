@@ -2,6 +2,9 @@
 
 Three tables (see ``SCHEMA``): ``messages`` holds ready and claimed messages, ``scheduled``
 holds delayed ones until they are due, ``dead_letters`` holds messages that could not run.
+Remote control uses three more: ``broadcasts`` (fanout messages, read by every subscriber
+from the id that was current when it subscribed, pruned by age), ``direct_bindings`` and
+``direct_messages`` (transient reply queues, read and deleted by their one reader).
 
 A claim is one ``BEGIN IMMEDIATE`` transaction that first moves due ``scheduled`` rows into
 ``messages`` (a bounded batch, by whichever consumer claims first, so delayed messages cost
@@ -17,6 +20,7 @@ when the earliest delayed message is due or the earliest lease lapses.
 
 from __future__ import annotations
 
+import abc
 import secrets
 import sqlite3
 import time
@@ -24,7 +28,14 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, Outgoing
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    ExchangeType,
+    Outgoing,
+    Subscription,
+)
 from celeriac.exceptions import EncodeError
 from celeriac.message import Message
 from celeriac.serialization import json_dumps, json_loads
@@ -41,6 +52,10 @@ LEASE_SWEEP_INTERVAL = 0.5
 POLL_SLICE = 0.02
 #: Most SQL variables put in one ``IN (...)`` list (SQLite allows 32766 since 3.32).
 IN_CHUNK = 500
+#: How long a broadcast is kept for subscribers still to read it (seconds).
+BROADCAST_KEEP = 60.0
+#: How long an unread direct message, and a binding with no ``expires``, are kept (seconds).
+DIRECT_KEEP = 300.0
 
 SCHEMA = """
 -- messages: ready (lease_until = 0) and claimed (lease_until = lease expiry, UNIX seconds)
@@ -99,6 +114,44 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     content_encoding TEXT    NOT NULL,
     published_at     REAL    NOT NULL
 );
+
+-- broadcasts: fanout messages (remote control). A subscriber reads the rows of its
+-- exchange with an id above the highest id it has seen; rows are pruned by age.
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    exchange         TEXT    NOT NULL,
+    routing_key      TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    published_at     REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS broadcasts_exchange ON broadcasts (exchange, id);
+
+-- direct_bindings: transient queues bound to a direct exchange (reply queues); a binding
+-- past its expires_at (UNIX seconds) is pruned with its messages.
+CREATE TABLE IF NOT EXISTS direct_bindings (
+    exchange         TEXT    NOT NULL,
+    routing_key      TEXT    NOT NULL,
+    queue            TEXT    NOT NULL,
+    expires_at       REAL    NOT NULL,
+    PRIMARY KEY (exchange, routing_key, queue)
+);
+
+-- direct_messages: what direct_publish routed to a transient queue, until its reader takes it.
+CREATE TABLE IF NOT EXISTS direct_messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue            TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    published_at     REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS direct_messages_queue ON direct_messages (queue, id);
 """
 
 # The columns a message carries from table to table, in this order everywhere.
@@ -241,6 +294,76 @@ _SIZE = """
 -- args: queue, queue
 SELECT (SELECT count(*) FROM messages WHERE queue = ? AND lease_until = 0)
      + (SELECT count(*) FROM scheduled WHERE queue = ?)
+"""
+
+_TRANSIENT_COLUMNS = "headers, properties, body, content_type, content_encoding"
+
+_INSERT_BROADCAST = f"""
+-- broadcasts: one fanout message. args: exchange, routing_key, {_TRANSIENT_COLUMNS}, published_at
+INSERT INTO broadcasts (exchange, routing_key, {_TRANSIENT_COLUMNS}, published_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_PRUNE_BROADCASTS = """
+-- broadcasts: forget rows older than the keep time. args: oldest published_at kept
+DELETE FROM broadcasts WHERE published_at < ?
+"""
+
+_LAST_BROADCAST = """
+-- broadcasts.id: where a new subscriber starts reading (0 when the table is empty)
+SELECT coalesce(max(id), 0) FROM broadcasts
+"""
+
+_READ_BROADCASTS = f"""
+-- broadcasts: the rows of an exchange after the last one read. args: exchange, last id
+SELECT id, {_TRANSIENT_COLUMNS} FROM broadcasts WHERE exchange = ? AND id > ? ORDER BY id
+"""
+
+_BIND_DIRECT = """
+-- direct_bindings: bind (or refresh) a transient queue. args: exchange, routing_key, queue,
+-- expires_at
+INSERT OR REPLACE INTO direct_bindings (exchange, routing_key, queue, expires_at)
+VALUES (?, ?, ?, ?)
+"""
+
+_UNBIND_DIRECT = """
+-- direct_bindings: unbind a transient queue. args: queue
+DELETE FROM direct_bindings WHERE queue = ?
+"""
+
+_DROP_DIRECT_MESSAGES = """
+-- direct_messages: drop what a closed transient queue still holds. args: queue
+DELETE FROM direct_messages WHERE queue = ?
+"""
+
+_PRUNE_DIRECT = """
+-- direct_bindings: bindings past their expiry. args: now
+DELETE FROM direct_bindings WHERE expires_at < ?
+"""
+
+_PRUNE_DIRECT_MESSAGES = """
+-- direct_messages: messages of unbound queues or older than the keep time.
+-- args: oldest published_at kept
+DELETE FROM direct_messages
+WHERE published_at < ? OR queue NOT IN (SELECT queue FROM direct_bindings)
+"""
+
+_ROUTE_DIRECT = f"""
+-- direct_bindings -> direct_messages: one row per queue bound with the routing key.
+-- args: {_TRANSIENT_COLUMNS}, published_at, exchange, routing_key
+INSERT INTO direct_messages (queue, {_TRANSIENT_COLUMNS}, published_at)
+SELECT queue, ?, ?, ?, ?, ?, ? FROM direct_bindings WHERE exchange = ? AND routing_key = ?
+"""
+
+_HAS_DIRECT = """
+-- direct_messages: does a queue hold anything (a read, so idle polls write nothing).
+-- args: queue
+SELECT EXISTS(SELECT 1 FROM direct_messages WHERE queue = ?)
+"""
+
+_TAKE_DIRECT = f"""
+-- direct_messages: take (read and delete) the messages of one queue. args: queue
+DELETE FROM direct_messages WHERE queue = ? RETURNING id, {_TRANSIENT_COLUMNS}
 """
 
 _Row = tuple[Any, ...]
@@ -404,6 +527,71 @@ class SQLiteBroker(Broker):
             if left <= 0 or self._db.wait_for_change(since, min(left, POLL_SLICE)) != since:
                 return
 
+    # --- broadcast and direct --------------------------------------------------------------
+
+    def fanout_publish(
+        self,
+        exchange: str,
+        message: Message,
+        *,
+        routing_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+    ) -> None:
+        """Insert one ``broadcasts`` row (and prune the old ones) in one transaction.
+
+        No exchange routing here: every subscriber gets it, whatever ``exchange_type``.
+        """
+        now = time.time()
+        row = (exchange, routing_key, *_transient_row(message), now)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_PRUNE_BROADCASTS, (now - BROADCAST_KEEP,))
+            conn.execute(_INSERT_BROADCAST, row)
+
+        self._db.write("publish a broadcast", work)
+
+    def fanout_subscribe(
+        self,
+        exchange: str,
+        queue: str,
+        *,
+        binding_key: str = "",
+        exchange_type: ExchangeType = "fanout",
+        message_ttl: float | None = None,
+        expires: float | None = None,
+    ) -> Subscription:
+        """Read ``broadcasts`` rows of ``exchange`` published after this call.
+
+        Every message of ``exchange`` comes, whatever ``binding_key``; nothing is kept
+        for a subscriber, so ``message_ttl`` and ``expires`` have nothing to bound.
+        """
+        last = self._db.read(
+            "subscribe to a broadcast",
+            lambda conn: int(conn.execute(_LAST_BROADCAST).fetchone()[0]),
+        )
+        return _BroadcastSubscription(self._db, exchange, last)
+
+    def direct_publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        """Copy the message to every queue bound with ``routing_key`` (none: dropped)."""
+        now = time.time()
+        params = (*_transient_row(message), now, exchange, routing_key)
+        self._db.write("publish a direct message", lambda conn: conn.execute(_ROUTE_DIRECT, params))
+
+    def direct_subscribe(
+        self, exchange: str, routing_key: str, queue: str, *, expires: float | None = None
+    ) -> Subscription:
+        """Bind ``queue`` (pruning expired bindings) and read it."""
+        now = time.time()
+        expires_at = now + (expires if expires is not None else DIRECT_KEEP)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_PRUNE_DIRECT, (now,))
+            conn.execute(_PRUNE_DIRECT_MESSAGES, (now - DIRECT_KEEP,))
+            conn.execute(_BIND_DIRECT, (exchange, routing_key, queue, expires_at))
+
+        self._db.write("declare a direct queue", work)
+        return _DirectSubscription(self._db, queue)
+
     # --- settling --------------------------------------------------------------------------
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -494,6 +682,104 @@ class SQLiteBroker(Broker):
             "count messages", lambda conn: conn.execute(_SIZE, (queue, queue)).fetchone()
         )
         return int(row[0])
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+
+#: How often a broadcast or direct subscription looks for new rows, in seconds (a cheap
+#: ``PRAGMA data_version``; the table is read only when the file changed). It does not wake
+#: on every commit: under task traffic the file changes thousands of times a second.
+SUBSCRIPTION_POLL = 0.01
+
+
+class _TableSubscription(Subscription):
+    """Reads new rows every :data:`SUBSCRIPTION_POLL` seconds, when the file has changed."""
+
+    def __init__(self, db: SQLiteFile) -> None:
+        self._db = db
+        self._seen: int | None = None
+
+    def get(self, timeout: float) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        first = True
+        while True:
+            version = self._db.data_version()
+            # data_version moves on other connections' commits; a row this thread wrote
+            # before the call is found by the first read.
+            rows = self._read() if first or version != self._seen else []
+            self._seen, first = version, False
+            remaining = deadline - time.monotonic()
+            if rows or remaining <= 0:
+                return [_transient_message(row) for row in rows]
+            time.sleep(min(remaining, SUBSCRIPTION_POLL))
+
+    @abc.abstractmethod
+    def _read(self) -> list[_Row]:
+        """The new rows: (id, headers, properties, body, content_type, content_encoding)."""
+
+
+class _BroadcastSubscription(_TableSubscription):
+    def __init__(self, db: SQLiteFile, exchange: str, last: int) -> None:
+        super().__init__(db)
+        self._exchange = exchange
+        self._last = last
+
+    def _read(self) -> list[_Row]:
+        params = (self._exchange, self._last)
+        rows = self._db.read(
+            "read broadcasts", lambda conn: conn.execute(_READ_BROADCASTS, params).fetchall()
+        )
+        if rows:
+            self._last = int(rows[-1][0])
+        return rows
+
+    def close(self) -> None:
+        """Nothing is stored per subscriber: stop reading."""
+
+
+class _DirectSubscription(_TableSubscription):
+    def __init__(self, db: SQLiteFile, queue: str) -> None:
+        super().__init__(db)
+        self._queue = queue
+
+    def _read(self) -> list[_Row]:
+        params = (self._queue,)
+        waiting = self._db.read(
+            "poll a direct queue", lambda conn: conn.execute(_HAS_DIRECT, params).fetchone()[0]
+        )
+        if not waiting:
+            return []
+        rows = self._db.write(
+            "read direct messages", lambda conn: conn.execute(_TAKE_DIRECT, params).fetchall()
+        )
+        return sorted(rows, key=itemgetter(0))
+
+    def close(self) -> None:
+        """Unbind the queue and drop what it still holds."""
+        params = (self._queue,)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_UNBIND_DIRECT, params)
+            conn.execute(_DROP_DIRECT_MESSAGES, params)
+
+        self._db.write("delete a direct queue", work)
+
+
+def _transient_row(message: Message) -> _Row:
+    """The values of ``_TRANSIENT_COLUMNS`` for one message."""
+    try:
+        headers, properties = json_dumps(message.headers), json_dumps(message.properties)
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"Message headers or properties cannot be stored: {exc}") from exc
+    return (headers, properties, message.body, message.content_type, message.content_encoding)
+
+
+def _transient_message(row: _Row) -> Message:
+    _, headers, properties, body, content_type, content_encoding = row
+    return Message(
+        body, json_loads(headers), json_loads(properties), content_type, content_encoding
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -102,13 +102,20 @@ def celeriac(
 
 def _register_commands() -> None:
     from celeriac.cli.call import call
+    from celeriac.cli.control import control
     from celeriac.cli.dead import dead
+    from celeriac.cli.events import events
+    from celeriac.cli.inspect import inspect
     from celeriac.cli.multi import multi
     from celeriac.cli.purge import purge
+    from celeriac.cli.report import report
     from celeriac.cli.result import result
+    from celeriac.cli.shell import shell
+    from celeriac.cli.status import status
     from celeriac.cli.worker import worker
 
-    for command in (worker, call, result, purge, dead, multi):
+    commands = (worker, call, result, purge, dead, multi, inspect, control, status, events)
+    for command in (*commands, report, shell):
         celeriac.add_command(command)
 
 

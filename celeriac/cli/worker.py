@@ -89,6 +89,35 @@ def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--pidfile", type=click.Path(dir_okay=False), help="Write the process id to this file."
 )
+@click.option(
+    "-E",
+    "--task-events",
+    "--events",
+    "task_events",
+    is_flag=True,
+    default=None,
+    help="Send task events (task-received, task-succeeded, ...) for monitors.",
+)
+@click.option(
+    "--without-heartbeat",
+    is_flag=True,
+    help="Send no worker events (worker-online, worker-heartbeat, worker-offline).",
+)
+@click.option(
+    "--without-gossip",
+    is_flag=True,
+    help="Accepted for Celery's command lines (celeriac workers do not gossip).",
+)
+@click.option(
+    "--without-mingle",
+    is_flag=True,
+    help="Accepted for Celery's command lines (celeriac workers do not mingle at start).",
+)
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between worker-heartbeat events (default 2).",
+)
 @click.option("-D", "--detach", is_flag=True, help="Run in the background as a daemon.")
 @click.option("--uid", help="User to run as (name or id; needs root).")
 @click.option("--gid", help="Group to run as (name or id; needs root).")
@@ -108,6 +137,11 @@ def worker(
     soft_time_limit: float | None,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
+    task_events: bool | None,
+    without_heartbeat: bool,
+    without_gossip: bool,
+    without_mingle: bool,
+    heartbeat_interval: float | None,
     logfile: str | None,
     pidfile: str | None,
     detach: bool,
@@ -144,5 +178,10 @@ def worker(
             soft_time_limit=soft_time_limit,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child,
+            task_events=task_events or None,
+            without_heartbeat=without_heartbeat,
+            without_gossip=without_gossip,
+            without_mingle=without_mingle,
+            heartbeat_interval=heartbeat_interval,
         )
         Worker(app, options).start()

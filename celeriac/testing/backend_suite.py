@@ -551,3 +551,89 @@ class BackendConformance:
         )
         metas = backend.get_many(ids)
         assert [metas[task_id]["result"] for task_id in ids] == list(range(1200))
+
+    # --- chords ------------------------------------------------------------------------
+
+    def test_chord_completes_once_with_parts_in_header_order(
+        self, backend: ResultBackend, backend_factory: BackendFactory
+    ) -> None:
+        group_id = _new_id()
+        backend.set_chord_size(group_id, 3)
+        other = backend_factory()  # another process's view of the same storage
+        assert backend.chord_part_done(group_id, "t2", states.SUCCESS, "c", index=2) is None
+        assert other.chord_part_done(group_id, "t0", states.SUCCESS, "a", index=0) is None
+        parts = backend.chord_part_done(group_id, "t1", states.SUCCESS, "b", index=1)
+        assert parts is not None
+        assert [(p.task_id, p.state, p.result) for p in parts] == [
+            ("t0", "SUCCESS", "a"),
+            ("t1", "SUCCESS", "b"),
+            ("t2", "SUCCESS", "c"),
+        ]
+        # The chord is gone once complete: a late duplicate part starts nothing.
+        assert backend.chord_part_done(group_id, "t1", states.SUCCESS, "b", index=1) is None
+
+    def test_chord_parts_in_one_batch_and_failures_rebuilt(self, backend: ResultBackend) -> None:
+        from celeriac.backends.base import ChordPartDone
+
+        group_id = _new_id()
+        backend.set_chord_size(group_id, 2)
+        error = KeyError("missing")
+        results = backend.chord_parts_done(
+            [
+                ChordPartDone(group_id, "t1", states.FAILURE, error, 1),
+                ChordPartDone(group_id, "t0", states.SUCCESS, 10, 0),
+            ]
+        )
+        assert results[0] is None
+        parts = results[1]
+        assert parts is not None
+        assert [p.task_id for p in parts] == ["t0", "t1"]
+        assert type(parts[1].result) is KeyError
+        assert parts[1].result.args == ("missing",)
+
+    def test_chord_size_from_the_part_when_none_was_stored(self, backend: ResultBackend) -> None:
+        group_id = _new_id()
+        assert backend.chord_part_done(group_id, "t0", states.SUCCESS, 1, index=0, size=2) is None
+        parts = backend.chord_part_done(group_id, "t1", states.SUCCESS, 2, index=1, size=2)
+        assert parts is not None and [p.result for p in parts] == [1, 2]
+
+    def test_parts_added_to_a_running_chord_are_waited_for(self, backend: ResultBackend) -> None:
+        group_id = _new_id()
+        backend.set_chord_size(group_id, 1)
+        assert backend.add_to_chord(group_id, 1) == 1
+        assert backend.chord_part_done(group_id, "t0", states.SUCCESS, 0, index=0) is None
+        parts = backend.chord_part_done(group_id, "t1", states.SUCCESS, 1, index=1)
+        assert parts is not None and len(parts) == 2
+
+    def test_concurrent_parts_complete_the_chord_exactly_once(
+        self, backend_factory: BackendFactory
+    ) -> None:
+        group_id = _new_id()
+        size = 40
+        backend_factory().set_chord_size(group_id, size)
+        completions: list[int] = []
+        lock = threading.Lock()
+
+        def finish(indexes: range) -> None:
+            own = backend_factory()
+            for index in indexes:
+                parts = own.chord_part_done(
+                    group_id, f"t{index}", states.SUCCESS, index, index=index
+                )
+                if parts is not None:
+                    with lock:
+                        completions.append(len(parts))
+
+        threads = [threading.Thread(target=finish, args=(range(i, size, 4),)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert completions == [size]
+
+    def test_deleted_chord_starts_over(self, backend: ResultBackend) -> None:
+        group_id = _new_id()
+        backend.set_chord_size(group_id, 2)
+        backend.chord_part_done(group_id, "t0", states.SUCCESS, 0, index=0)
+        backend.delete_chord(group_id)
+        assert backend.chord_part_done(group_id, "t1", states.SUCCESS, 1, index=1, size=2) is None

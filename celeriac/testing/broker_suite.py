@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from celeriac.brokers.base import Broker, Delivery, Outgoing
+from celeriac.brokers.base import Broker, Delivery, Outgoing, Subscription
 from celeriac.message import Message
 
 __all__ = ["BrokerConformance", "BrokerFactory", "claim_until", "message", "numbers"]
@@ -428,3 +428,85 @@ class BrokerConformance:
         back = claim_until(broker, [unique_queue], 3, within=PROMPTLY)
         assert sorted(numbers(back)) == [0, 1, 2]
         broker.ack(back)
+
+    # --- broadcast and direct (remote control) ---------------------------------------------
+
+    def test_fanout_reaches_every_live_subscriber(
+        self, broker: Broker, broker_factory: BrokerFactory, unique_queue: str
+    ) -> None:
+        exchange = f"{unique_queue}.pidbox"
+        other = broker_factory()
+        with (
+            broker.fanout_subscribe(exchange, f"a@{unique_queue}") as first,
+            other.fanout_subscribe(exchange, f"b@{unique_queue}") as second,
+            broker.fanout_subscribe(f"{exchange}.other", f"c@{unique_queue}") as elsewhere,
+        ):
+            broker.fanout_publish(exchange, message(1))
+            broker.fanout_publish(exchange, message(2))
+            for subscription in (first, second):
+                got = _get_until(subscription, 2, within=PROMPTLY)
+                assert numbers_of(got) == [1, 2]
+                assert got[0].body == message(1).body
+                assert got[0].properties.get("correlation_id") == "id-1"
+            assert elsewhere.get(0.1) == []
+
+    def test_fanout_is_missed_by_later_subscribers(self, broker: Broker, unique_queue: str) -> None:
+        exchange = f"{unique_queue}.pidbox"
+        broker.fanout_publish(exchange, message(1))  # nobody listens: lost, no error
+        with broker.fanout_subscribe(exchange, f"a@{unique_queue}") as late:
+            assert late.get(0.2) == []
+            broker.fanout_publish(exchange, message(2))
+            assert numbers_of(_get_until(late, 1, within=PROMPTLY)) == [2]
+
+    def test_direct_routes_by_routing_key(
+        self, broker: Broker, broker_factory: BrokerFactory, unique_queue: str
+    ) -> None:
+        exchange = f"reply.{unique_queue}.pidbox"
+        with (
+            broker.direct_subscribe(exchange, "k1", f"k1.{exchange}", expires=10) as one,
+            broker.direct_subscribe(exchange, "k2", f"k2.{exchange}", expires=10) as two,
+        ):
+            publisher = broker_factory()
+            publisher.direct_publish(exchange, "k1", message(1))
+            publisher.direct_publish(exchange, "k2", message(2))
+            publisher.direct_publish(exchange, "k1", message(3))
+            publisher.direct_publish(exchange, "nobody", message(4))  # unroutable: dropped
+            assert numbers_of(_get_until(one, 2, within=PROMPTLY)) == [1, 3]
+            assert numbers_of(_get_until(two, 1, within=PROMPTLY)) == [2]
+            assert one.get(0.1) == [] and two.get(0.1) == []
+        broker.direct_publish(exchange, "k1", message(5))  # closed: dropped, no error
+
+    def test_subscription_get_waits_its_timeout(self, broker: Broker, unique_queue: str) -> None:
+        with broker.direct_subscribe("reply.x", unique_queue, unique_queue) as queue:
+            started = time.monotonic()
+            assert queue.get(0.3) == []
+            assert 0.25 <= time.monotonic() - started < 0.3 + PROMPTLY
+
+    def test_blocked_get_wakes_on_publish(
+        self, broker: Broker, broker_factory: BrokerFactory, unique_queue: str
+    ) -> None:
+        exchange = f"{unique_queue}.pidbox"
+        publisher = broker_factory()
+        with broker.fanout_subscribe(exchange, f"a@{unique_queue}") as subscription:
+            timer = threading.Timer(0.2, lambda: publisher.fanout_publish(exchange, message(7)))
+            timer.start()
+            try:
+                started = time.monotonic()
+                got = subscription.get(5.0)
+                assert numbers_of(got) == [7]
+                assert time.monotonic() - started < 0.2 + PROMPTLY
+            finally:
+                timer.join()
+
+
+def numbers_of(messages: Sequence[Message]) -> list[int]:
+    """The ``n`` header of each message, in order."""
+    return [int(m.headers["n"]) for m in messages]
+
+
+def _get_until(subscription: Subscription, count: int, *, within: float) -> list[Message]:
+    deadline = time.monotonic() + within
+    got: list[Message] = []
+    while len(got) < count and time.monotonic() < deadline:
+        got += subscription.get(max(deadline - time.monotonic(), 0.0))
+    return got

@@ -26,12 +26,64 @@ def truncate(text: str, maxlen: int | None, suffix: str = "...") -> str:
 
 def saferepr(value: Any, maxsize: int | None = 1024, maxlevels: int = 3) -> str:
     """The repr of ``value``, bounded by ``maxsize`` (roughly) and ``maxlevels`` of nesting."""
+    if maxlevels:
+        flat = _flat_repr(value, maxsize)
+        if flat is not None:
+            return flat
     writer = _Writer(maxsize, maxlevels)
     try:
         writer.value(value, depth=0)
     except _Full:
         writer.finish_truncated()
     return "".join(writer.parts)
+
+
+def _scalar_repr(value: Any) -> str | None:
+    """The text the writer emits for a number, string or None; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        return "'" + text.replace("'", "\\'") + "'"
+    if kind is int or kind is float or kind is bool:
+        return str(value)
+    if value is None:
+        return "None"
+    return None
+
+
+def _flat_repr(value: Any, maxsize: int | None) -> str | None:
+    """The common case fast: a flat tuple, list or dict of scalars that fits ``maxsize``.
+
+    Task arguments are mostly like this, and every message carries their repr. The text is
+    exactly what the writer would produce: with the whole text under ``maxsize`` no piece
+    is ever cut. None means "not this case", and the writer takes over.
+    """
+    kind = type(value)
+    try:
+        if kind is tuple or kind is list:
+            parts = [_scalar_repr(item) for item in value]
+            if None in parts:
+                return None
+            inner = ", ".join(parts)  # type: ignore[arg-type]
+            if kind is list:
+                text = f"[{inner}]"
+            else:
+                text = f"({inner},)" if len(parts) == 1 else f"({inner})"
+        elif kind is dict:
+            pairs = []
+            for key, item in value.items():
+                key_text, item_text = _scalar_repr(key), _scalar_repr(item)
+                if key_text is None or item_text is None:
+                    return None
+                pairs.append(f"{key_text}: {item_text}")
+            text = "{" + ", ".join(pairs) + "}"
+        else:
+            return None
+    except ValueError:  # an int too long for str(): the writer reports it its own way
+        return None
+    if maxsize is not None and len(text) >= maxsize:
+        return None
+    return text
 
 
 class _Full(Exception):

@@ -108,7 +108,10 @@ class SQLiteFile:
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL is a property of the file: only its first opener switches it (a switch
+            # needs the file to itself, so every later opener asking again could wait).
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             self._ensure_schema(conn)

@@ -31,14 +31,17 @@ from celeriac.serialization import normalize_accept
 from celeriac.task import Context
 from celeriac.utils.einfo import ExceptionInfo
 from celeriac.worker.execution import Outcome, execute
+from celeriac.worker.followups import after_stored, has_followups, send_next
 from celeriac.worker.leases import Leases
 from celeriac.worker.pools.base import Pool, Prepared
 from celeriac.worker.rate_limits import RateLimiter, parse_rate
 from celeriac.worker.settle import Settler
+from celeriac.worker.state import TaskInfo, WorkerState
 from celeriac.worker.timer import Timer
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.events.worker_events import WorkerEvents
     from celeriac.task import Task
 
 __all__ = ["Consumer"]
@@ -100,6 +103,10 @@ class Consumer:
         self.processed = 0
         self.timer = Timer()
         self._rate_limiter = RateLimiter()
+        #: Reserved, active and revoked tasks (read by remote control).
+        self.state = WorkerState()
+        #: The worker's events while task events are on (-E, enable_events), else None.
+        self.task_events: WorkerEvents | None = None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -179,14 +186,20 @@ class Consumer:
             self._finished(delivery)
             return
         now = dt.datetime.now(dt.timezone.utc)
-        if envelope.expires is not None and envelope.expires <= now:
-            self._expire(delivery, envelope)
+        if envelope.id in self.state.revoked:
+            self._discard(delivery, envelope, expired=False)
+            self._finished(delivery)
+        elif envelope.expires is not None and envelope.expires <= now:
+            self._discard(delivery, envelope, expired=True)
             self._finished(delivery)
         elif envelope.eta is not None and envelope.eta > now + ETA_TOLERANCE:
             self._defer(delivery, envelope)
             self._finished(delivery)
         else:
             logger.info("Task %s[%s] received", envelope.name, envelope.id)
+            self.state.received(_task_info(envelope, delivery, self.hostname))
+            if self.task_events is not None:
+                self.task_events.task_received(envelope, task)
             if signals.task_received.has_receivers():
                 request = _request_from(envelope, delivery, self.hostname)
                 signals.task_received.send(sender=self, request=request)
@@ -225,16 +238,22 @@ class Consumer:
         else:
             self.settler.reject(delivery, requeue=False, done=self._settled(delivery))
 
-    def _expire(self, delivery: Delivery, envelope: TaskEnvelope) -> None:
-        """Discarded from its headers alone: the body is never decoded."""
-        logger.info("Discarding expired task %s[%s]", envelope.name, envelope.id)
+    def _discard(self, delivery: Delivery, envelope: TaskEnvelope, *, expired: bool) -> None:
+        """Expired or revoked, discarded from its headers alone: the body is never decoded."""
+        self.state.done(envelope.id)
+        if expired:
+            logger.info("Discarding expired task %s[%s]", envelope.name, envelope.id)
+        else:
+            logger.info("Discarding revoked task: %s[%s]", envelope.name, envelope.id)
         request = _request_from(envelope, delivery, self.hostname)
         task = self.app.tasks.get(envelope.name)
         signals.task_revoked.send(
-            sender=task, request=request, terminated=False, signum=None, expired=True
+            sender=task, request=request, terminated=False, signum=None, expired=expired
         )
+        if self.task_events is not None:
+            self.task_events.task_revoked(envelope.id, task, expired=expired)
         if self.policy.has_backend:
-            exc = TaskRevokedError("expired")
+            exc = TaskRevokedError("expired" if expired else "revoked")
             self.settler.store(StoreRequest(envelope.id, exc, states.REVOKED, None, request))
         self.settler.ack(delivery, done=self._settled(delivery))
 
@@ -261,18 +280,28 @@ class Consumer:
         """A pool slot is free for this message: prepare it to run (None: it will not run)."""
         if self._stopping.is_set():
             # Warm shutdown: a job that has not started gives its message back.
+            self.state.done(envelope.id)
             self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
+            self._finished(delivery)
+            return None
+        if envelope.id in self.state.revoked:  # revoked while it waited for a slot
+            self._discard(delivery, envelope, expired=False)
             self._finished(delivery)
             return None
         policy = self.policy
         try:
             args, kwargs, embed = envelope.decode_body(policy.accept)
         except (DecodeError, ContentDisallowed) as exc:
+            self.state.done(envelope.id)
             self._refuse(delivery, envelope.id, envelope.name, exc)
             self._finished(delivery)
             return None
-        if not self._acks_late(task):
+        early_ack = not self._acks_late(task)
+        if early_ack:
             self.settler.ack(delivery, done=self._settled(delivery))
+        self.state.started(envelope.id, args, kwargs, acknowledged=early_ack)
+        if self.task_events is not None:
+            self.task_events.task_started(envelope, task)
         request = _request_from(envelope, delivery, self.hostname, args, kwargs, embed)
         if _first_set(task.track_started, policy.track_started) and policy.has_backend:
             # Written now, not batched: the task's own update_state() writes come after it.
@@ -299,9 +328,25 @@ class Consumer:
     ) -> None:
         """The body ended: log, store the result, settle the message, free the slot."""
         try:
+            self.state.done(envelope.id)
+            outcome = self._terminated_outcome(envelope, outcome)
             self.processed += 1
             _log_outcome(task, envelope, outcome)
+            followups = has_followups(request)
+            if followups and outcome.state == states.SUCCESS:
+                send_next(self.app, request, outcome.retval)
             self._store(task, request, envelope, outcome)
+            if self.task_events is not None:
+                self.task_events.task_finished(envelope, task, outcome)
+            if followups:
+                after_stored(
+                    self.app,
+                    request,
+                    outcome.state,
+                    outcome.retval,
+                    outcome.traceback,
+                    self.settler,
+                )
             if self._acks_late(task):
                 self._settle_late(task, delivery, outcome)
             elif outcome.state == states.REJECTED and outcome.requeue:
@@ -319,6 +364,7 @@ class Consumer:
     ) -> None:
         """celeriac itself failed around the task: say so, keep the message as a dead letter."""
         try:
+            self.state.done(envelope.id)
             einfo = ExceptionInfo(exc)
             logger.critical(
                 "Task %s[%s] INTERNAL ERROR: %r\n%s",
@@ -344,6 +390,12 @@ class Consumer:
             )
         finally:
             self._finished(delivery)
+
+    def _terminated_outcome(self, envelope: TaskEnvelope, outcome: Outcome) -> Outcome:
+        """A task killed by ``revoke(terminate=True)`` ends REVOKED, not as a lost worker."""
+        if self.state.pop_terminated(envelope.id) is None or outcome.state == states.SUCCESS:
+            return outcome
+        return Outcome(states.REVOKED, TaskRevokedError("terminated"), None, outcome.runtime)
 
     def _acks_late(self, task: Task[Any, Any]) -> bool:
         return task.acks_late if task.acks_late is not None else self.policy.acks_late
@@ -466,6 +518,19 @@ def _request_from(
         stamps=headers.get("stamps"),
         stamped_headers=headers.get("stamped_headers"),
         replaced_task_nesting=headers.get("replaced_task_nesting") or 0,
+    )
+
+
+def _task_info(envelope: TaskEnvelope, delivery: Delivery, hostname: str) -> TaskInfo:
+    """What ``inspect reserved`` shows before the body is decoded: the sender's reprs."""
+    headers = envelope.headers
+    return TaskInfo(
+        id=envelope.id,
+        name=envelope.name,
+        args=headers.get("argsrepr"),
+        kwargs=headers.get("kwargsrepr"),
+        hostname=hostname,
+        delivery_info=delivery.delivery_info,
     )
 
 

@@ -286,6 +286,7 @@ def run_eagerly(
         if outcome.state != states.RETRY:
             break
         retries += 1
+    _eager_followups(task, request, outcome)
     if outcome.state == states.FAILURE and app.conf.task_eager_propagates:
         raise outcome.retval
     if app.conf.task_store_eager_result or task.store_eager_result:
@@ -326,7 +327,30 @@ def _eager_request(
         headers=dict(options.get("headers") or {}),
         eta=None,
         expires=None,
+        group=options.get("group_id"),
+        group_index=options.get("group_index"),
+        callbacks=_as_list(options.get("link")),
+        errbacks=_as_list(options.get("link_error")),
+        chain=options.get("chain"),
+        chord=options.get("chord"),
     )
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _eager_followups(task: Task[Any, Any], request: Context, outcome: Outcome) -> None:
+    """Callbacks, chain steps and errbacks of an eager run run eagerly too."""
+    from celeriac.worker import followups
+
+    if not followups.has_followups(request):
+        return
+    if outcome.state == states.SUCCESS:
+        followups.send_next(task.app, request, outcome.retval)
+    followups.after_stored(task.app, request, outcome.state, outcome.retval, outcome.traceback)
 
 
 def _store_eager(task: Task[Any, Any], task_id: str, outcome: Outcome, request: Context) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.backends.base import ResultBackend, StoreRequest
+from celeriac.backends.base import ChordPart, ChordPartDone, ResultBackend, StoreRequest
 from celeriac.brokers.base import Broker, Delivery
 
 __all__ = ["Settler"]
@@ -32,11 +32,13 @@ RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0)
 
 @dataclass(slots=True)
 class _Op:
-    kind: str  # 'store' | 'ack' | 'reject' | 'requeue' | 'dead' | 'stop'
+    kind: str  # 'store' | 'chord' | 'ack' | 'reject' | 'requeue' | 'dead' | 'stop'
     delivery: Delivery | None = None
     store: StoreRequest | None = None
     reason: str = ""
     done: Callable[[], None] | None = None
+    part: ChordPartDone | None = None
+    completed: Callable[[list[ChordPart]], None] | None = None
 
 
 class Settler:
@@ -56,6 +58,11 @@ class Settler:
     def store(self, request: StoreRequest) -> None:
         if self._backend is not None:
             self._ops.put(_Op("store", store=request))
+
+    def chord_part(self, part: ChordPartDone, completed: Callable[[list[ChordPart]], None]) -> None:
+        """Record a finished chord header task with the round's other parts (one round
+        trip); ``completed`` runs here with every part when this one completes its chord."""
+        self._ops.put(_Op("chord", part=part, completed=completed))
 
     def ack(self, delivery: Delivery, done: Callable[[], None] | None = None) -> None:
         self._ops.put(_Op("ack", delivery, done=done))
@@ -94,6 +101,7 @@ class Settler:
         if stores and self._backend is not None:
             backend = self._backend
             _persist("store results", lambda: backend.store_results(stores))
+        self._record_chord_parts(batch)
         self._settle(batch, "ack", lambda ds: self._broker.ack(ds))
         self._settle(batch, "reject", lambda ds: self._broker.reject(ds, requeue=False))
         self._settle(batch, "requeue", lambda ds: self._broker.reject(ds, requeue=True))
@@ -103,6 +111,27 @@ class Settler:
         for op in batch:
             if op.done is not None:
                 op.done()
+
+    def _record_chord_parts(self, batch: Sequence[_Op]) -> None:
+        """Chord parts after the results (a body never runs before its header's results
+        are stored) and before the acks (a part is never lost with its message acked)."""
+        ops = [op for op in batch if op.kind == "chord" and op.part is not None]
+        if not ops or self._backend is None:
+            return
+        backend = self._backend
+        parts = [op.part for op in ops if op.part is not None]
+        completed: list[list[ChordPart] | None] = []
+
+        def record() -> None:
+            completed[:] = backend.chord_parts_done(parts)
+
+        _persist("record chord parts", record)
+        for op, chord in zip(ops, completed, strict=False):
+            if chord is not None and op.completed is not None:
+                try:
+                    op.completed(chord)
+                except Exception:
+                    logger.exception("Completing chord %s raised", op.part and op.part.group_id)
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         _persist("dead-letter", lambda: self._broker.dead_letter(delivery, reason))

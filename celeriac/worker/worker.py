@@ -30,10 +30,15 @@ from celeriac.worker.settle import Settler
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.control.mailbox import Node
+    from celeriac.events.worker_events import WorkerEvents
 
-__all__ = ["Worker", "WorkerOptions", "default_nodename"]
+__all__ = ["HEARTBEAT_INTERVAL", "Worker", "WorkerOptions", "default_nodename"]
 
 logger = logging.getLogger("celeriac.worker")
+
+#: Seconds between ``worker-heartbeat`` events (Celery's default).
+HEARTBEAT_INTERVAL = 2.0
 
 
 def default_nodename(name: str | None = None) -> str:
@@ -70,6 +75,16 @@ class WorkerOptions:
     #: ``--max-tasks-per-child`` / ``--max-memory-per-child`` (KiB), prefork only.
     max_tasks_per_child: int | None = None
     max_memory_per_child: int | None = None
+    #: ``-E``: send task events (None: the ``worker_send_task_events`` setting).
+    task_events: bool | None = None
+    #: ``--without-heartbeat``: send no worker events (online, heartbeat, offline).
+    without_heartbeat: bool = False
+    #: ``--without-gossip`` / ``--without-mingle``: accepted for Celery's command lines;
+    #: celeriac workers neither gossip nor mingle, so these change nothing.
+    without_gossip: bool = False
+    without_mingle: bool = False
+    #: ``--heartbeat-interval``: seconds between ``worker-heartbeat`` events.
+    heartbeat_interval: float | None = None
 
 
 class Worker:
@@ -99,6 +114,10 @@ class Worker:
         self.ready = threading.Event()
         self._signals = 0
         self.consumer: Consumer | None = None
+        #: The remote-control mailbox (None when worker_enable_remote_control is off).
+        self.mailbox: Node | None = None
+        #: The worker's events (task and worker events; see celeriac.events.worker_events).
+        self.events: WorkerEvents | None = None
 
     def _autoscaler(self, bounds: tuple[int, int] | None) -> Autoscaler | None:
         if bounds is None:
@@ -175,18 +194,60 @@ class Worker:
             prefetch_limit=self.prefetch_limit,
         )
         self.pool.start()
+        self._start_events(self.consumer)
         if self.autoscaler is not None:
             self.autoscaler.start()
         settler.start()
         leases.start()
         consumer_thread = threading.Thread(target=self.consumer.run, name="Consumer", daemon=True)
         consumer_thread.start()
+        self._start_mailbox(self.consumer)
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self.consumer)
         self.ready.set()
         self._wait_for_stop()
         self._warm_shutdown(consumer_thread, settler, leases)
         signals.worker_shutdown.send(sender=self)
+
+    def _start_mailbox(self, consumer: Consumer) -> None:
+        """Answer remote control on ``<nodename>.<control_exchange>.pidbox``."""
+        conf = self.app.conf
+        if not conf.worker_enable_remote_control:
+            return
+        from celeriac.control.commands import Panel
+        from celeriac.control.mailbox import MailboxNames, Node
+
+        self.mailbox = Node(
+            self.app.broker,
+            self.hostname,
+            Panel(self, consumer).dispatch,
+            names=MailboxNames(str(conf.control_exchange)),
+            serializer=str(conf.task_serializer),
+            accept=consumer.policy.accept,
+        )
+        self.mailbox.start()
+
+    def _start_events(self, consumer: Consumer) -> None:
+        """Worker events (unless ``--without-heartbeat``), and task events with -E."""
+        from celeriac.events.worker_events import WorkerEvents
+
+        options = self.options
+        task_events = options.task_events
+        if task_events is None:
+            task_events = bool(self.app.conf.worker_send_task_events)
+        interval = options.heartbeat_interval or HEARTBEAT_INTERVAL
+        state = consumer.state
+        self.events = WorkerEvents(
+            self.app,
+            self.hostname,
+            task_events=task_events,
+            heartbeat=None if options.without_heartbeat else interval,
+            stats=lambda: (len(state.snapshot()[1]), consumer.processed),
+        )
+        if task_events:
+            consumer.task_events = self.events
+        if self.events.needed:
+            self.events.start()
 
     def _warn_about_time_limits(self) -> None:
         """Say so when time limits are configured: these pools cannot enforce them."""
@@ -220,7 +281,11 @@ class Worker:
         self, consumer_thread: threading.Thread, settler: Settler, leases: Leases
     ) -> None:
         assert self.consumer is not None
+        # The consumer first: jobs that have not started must be given back at once, not
+        # after the mailbox's listener has finished its current wait.
         self.consumer.stop()
+        if self.mailbox is not None:
+            self.mailbox.stop()
         consumer_thread.join()
         if self.autoscaler is not None:
             self.autoscaler.stop()
@@ -230,6 +295,8 @@ class Worker:
         leftover = leases.held()
         if leftover:
             self.app.broker.reject(leftover, requeue=True)
+        if self.events is not None:
+            self.events.stop()  # after the last task event: worker-offline comes last
         self.app.close()
         logger.info("%s stopped.", self.hostname)
 
@@ -289,7 +356,7 @@ class Worker:
             f"- ** ---------- .> results:     {mask_url(backend) if backend else 'disabled://'}",
             f"- *** --- * --- .> concurrency: {self._concurrency_text()}",
             f"-- ******* ---- .> prefetch:    {self.prefetch_limit or 'unlimited'}",
-            "--- ***** ----- ",
+            f"--- ***** ----- .> task events: {self._task_events_text()}",
             " -------------- [queues]",
         ]
         lines += [
@@ -299,6 +366,12 @@ class Worker:
         lines += ["", "[tasks]"]
         lines += [f"  . {name}" for name in tasks] or ["  (none registered)"]
         return "\n".join(lines) + "\n"
+
+    def _task_events_text(self) -> str:
+        enabled = self.options.task_events
+        if enabled is None:
+            enabled = bool(self.app.conf.worker_send_task_events)
+        return "ON" if enabled else "OFF (enable -E to monitor tasks in this worker)"
 
     def _concurrency_text(self) -> str:
         if self.autoscaler is not None:

@@ -28,8 +28,8 @@ import celeriac
 from celeriac import states
 from celeriac.backends import StoreRequest, backend_for_url
 from celeriac.backends import redis as redis_module
-from celeriac.backends.base import RecordWrite, replaces
-from celeriac.backends.redis import SETTING_OPTIONS, ChordPart, RedisBackend, key_prefix
+from celeriac.backends.base import ChordPart, RecordWrite, replaces
+from celeriac.backends.redis import SETTING_OPTIONS, RedisBackend, key_prefix
 from celeriac.exceptions import (
     ContentDisallowed,
     ImproperlyConfigured,

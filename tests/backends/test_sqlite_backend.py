@@ -212,7 +212,6 @@ def test_backend_for_url_picks_the_class(url: str | None, cls: type[Any]) -> Non
 @pytest.mark.parametrize(
     ("url", "name"),
     [
-        ("rpc://", "rpc"),
         ("db+postgresql://user:pw@localhost/db", "db+postgresql"),
         ("db+mysql://localhost/db", "db+mysql"),
     ],

@@ -1,4 +1,7 @@
-"""``celeriac worker --detach``: a real daemon with its pidfile and log file, in a tmp dir."""
+"""``celeriac worker --detach``: a real daemon with its pidfile and log file, in a tmp dir.
+
+On the embedded SQLite broker; the basic daemon round trip runs on Redis too.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,20 @@ from pathlib import Path
 import pytest
 
 from celeriac.worker.daemon import expand_filename, pid_is_alive, read_pid
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import run_cli, write_module
 
 TASKS = """
+    import os
+
     from celeriac import Celery
 
-    app = Celery("tasks")
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("tasks", broker=URL, backend=URL)
+    if URL:
+        options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        app.conf.broker_transport_options = options
+        app.conf.result_backend_transport_options = options
 
     @app.task
     def add(x, y):
@@ -28,12 +39,16 @@ TASKS = """
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A directory with the tasks module; its daemons are killed before the broker is cleaned."""
     write_module(tmp_path, "tasks", TASKS)
-    try:
-        yield tmp_path
-    finally:
-        kill_pidfile_owners(tmp_path)
+    with on_broker(request, monkeypatch):
+        try:
+            yield tmp_path
+        finally:
+            kill_pidfile_owners(tmp_path)
 
 
 def kill_pidfile_owners(directory: Path) -> None:
@@ -78,6 +93,7 @@ def detach(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(["-A", "tasks", "worker", "--detach", "-l", "INFO", *args], project)
 
 
+@pytest.mark.parametrize("project", BROKERS, indirect=True)
 def test_detached_worker_runs_tasks_and_stops_on_sigterm(project: Path) -> None:
     started = time.monotonic()
     done = detach(project, "-n", "d1@%h", "--pidfile=%n.pid", "--logfile=%n.log")

@@ -1,7 +1,8 @@
-"""``celeriac multi``: real detached nodes sharing the embedded SQLite broker in a tmp dir."""
+"""``celeriac multi``: real detached nodes sharing a broker (the embedded SQLite file, or Redis)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from celeriac.cli.multi import build_nodes, parse_args
 from celeriac.worker.daemon import pid_is_alive, read_pid
+from tests.broker_choice import BROKERS, on_broker
 from tests.cli.test_detach import TASKS, kill_pidfile_owners, send_add, wait_for_text
 from tests.helpers import run_cli, write_module
 
@@ -18,12 +20,16 @@ HOST = socket.gethostname()
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A directory with the tasks module; its daemons are killed before the broker is cleaned."""
     write_module(tmp_path, "tasks", TASKS)
-    try:
-        yield tmp_path
-    finally:
-        kill_pidfile_owners(tmp_path)
+    with on_broker(request, monkeypatch):
+        try:
+            yield tmp_path
+        finally:
+            kill_pidfile_owners(tmp_path)
 
 
 def multi(project: Path, *args: str) -> tuple[int, str, str]:
@@ -154,3 +160,25 @@ def test_range_prefix_and_hostname() -> None:
         "worker1@example.com",
         "worker2@example.com",
     ]
+
+
+@pytest.mark.parametrize("project", BROKERS, indirect=True)
+def test_start_ping_stopwait_leaves_no_process(project: Path) -> None:
+    code, out, err = multi(project, "start", "p1", "p2", "-A", "tasks", "-c", "1", "-l", "INFO")
+    assert code == 0, out + err
+    started = pids(project, "p1", "p2")
+    for name in ("p1", "p2"):
+        wait_for_text(project / f"{name}.log", f"{name}@{HOST} ready.")
+    done = run_cli(["-A", "tasks", "inspect", "ping", "-t", "2"], project)
+    assert done.returncode == 0, done.stderr
+    assert f"->  p1@{HOST}: OK\n        pong\n" in done.stdout
+    assert f"->  p2@{HOST}: OK\n        pong\n" in done.stdout
+    assert "2 nodes online." in done.stdout
+    stats = run_cli(["-A", "tasks", "inspect", "stats", "-j", "-t", "2"], project)
+    children = [
+        pid for node in json.loads(stats.stdout).values() for pid in node["pool"]["processes"]
+    ]
+    assert len(children) == 2
+    code, out, err = multi(project, "stopwait", "p1", "p2", "-A", "tasks", "-c", "1", "-l", "INFO")
+    assert code == 0, out + err
+    assert not [pid for pid in [*started, *children] if pid_is_alive(pid)]

@@ -50,6 +50,18 @@ ROUTING_EXPECTED = (
 
 CASES = [
     Example(
+        "canvas",
+        "tasks",
+        (
+            "chain(add.s(4, 6) | multiply.s(3)) = 30",
+            "chain(task1, task2, task3) = task3(task2(task1(arg1)))",
+            f"group(add.s(i, i) for i in range(10)) = {[i + i for i in range(10)]}",
+            "group(task1, task1, task1) = ['task1(1)', 'task1(2)', 'task1(3)']",
+            "chord(group(...))(callback_task.s()) = callback got ['task1(a)', 'task1(b)']",
+        ),
+        worker_output=("  . tasks.callback_task",),
+    ),
+    Example(
         "tasks_basic",
         "tasks",
         ("add(4, 6) = 10", "add(3, 4), add(10, 4) = [7, 14]", "add(4, 5) = 9"),
@@ -188,10 +200,10 @@ def copy_example(name: str, tmp_path: Path) -> Path:
     return dest
 
 
-def run_producer(cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python run.py`` in ``cwd``."""
+def run_producer(cwd: Path, script: str = "run.py") -> subprocess.CompletedProcess[str]:
+    """``python run.py`` (or ``script``) in ``cwd``."""
     return subprocess.run(
-        [sys.executable, "run.py"],
+        [sys.executable, script],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -289,3 +301,16 @@ def test_basic_example_from_the_command_line(tmp_path: Path) -> None:
         got = run_cli(["-A", "tasks", "result", task_id], workdir)
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "10"
+
+
+def test_demo_runs_as_the_readme_says(tmp_path: Path) -> None:
+    """``scripts/demo.sh``'s worker and producer (the README's first command), minus the setup."""
+    demo = Path(__file__).resolve().parents[2] / "demo"
+    for name in ("tasks.py", "produce.py"):
+        shutil.copy(demo / name, tmp_path / name)
+    with WorkerProcess("tasks", tmp_path, "-c", "2", "-P", "threads"):
+        proc = run_producer(tmp_path, script="produce.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "20 tasks sent and their results read in" in proc.stdout
+    assert "chain(add.s(4, 6) | multiply.s(3)) = 30" in proc.stdout
+    assert "chord(add.s(i, i) for i in range(100))(tsum.s()) = 9900" in proc.stdout

@@ -1,10 +1,14 @@
-"""The asyncio pool: ``async def`` tasks run natively and concurrently, sync tasks off the loop."""
+"""The asyncio pool: ``async def`` tasks run natively and concurrently, sync tasks off the loop.
+
+Process tests run on the embedded SQLite broker; those marked ``ON_BOTH`` on Redis too.
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +18,22 @@ from celeriac import states
 from celeriac.worker.execution import Outcome
 from celeriac.worker.pools.asyncio import AsyncioPool
 from celeriac.worker.pools.base import Prepared
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import WorkerProcess, run_python, write_module
 
 TASKS = """
     import asyncio
+    import os
     import time
 
     from celeriac import Celery
 
-    app = Celery("atasks")
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("atasks", broker=URL, backend=URL)
+    if URL:
+        options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        app.conf.broker_transport_options = options
+        app.conf.result_backend_transport_options = options
 
     @app.task
     async def nap(seconds):
@@ -46,10 +57,17 @@ TASKS = """
 """
 
 
+#: Run a test on both brokers (the project fixture takes the broker as its parameter).
+ON_BOTH = pytest.mark.parametrize("project", BROKERS, indirect=True)
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     write_module(tmp_path, "atasks", TASKS)
-    return tmp_path
+    with on_broker(request, monkeypatch):
+        yield tmp_path
 
 
 def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float) -> float:
@@ -63,6 +81,7 @@ def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float
     raise AssertionError(f"{text!r} seen {worker.output.count(text)}/{count} times")
 
 
+@ON_BOTH
 def test_a_thousand_async_sleeps_overlap_on_one_worker(project: Path) -> None:
     """1,000 ``await asyncio.sleep(1)`` tasks, enqueued first, finish in under 3 s from ready."""
     run_python(project, "from atasks import nap\nfor _ in range(1000): nap.delay(1)")
@@ -90,6 +109,7 @@ def test_sync_tasks_run_off_the_loop(project: Path) -> None:
     assert elapsed < 1.9, f"4 sync + 4 async one-second tasks took {elapsed:.2f}s"
 
 
+@ON_BOTH
 def test_request_context_and_failures_of_concurrent_coroutines(project: Path) -> None:
     """Each coroutine sees its own ``self.request``; an async exception is a FAILURE."""
     code = (
@@ -105,6 +125,7 @@ def test_request_context_and_failures_of_concurrent_coroutines(project: Path) ->
     assert re.search(r"Task atasks\.broken\[[^\]]+\] raised unexpected: ValueError", worker.output)
 
 
+@ON_BOTH
 def test_warm_shutdown_lets_running_coroutines_finish(project: Path) -> None:
     ids = run_python(
         project, "from atasks import nap\nprint(' '.join(nap.delay(1).id for _ in range(5)))"

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from celeriac.worker.autoscale import Autoscaler, Scalable, parse_autoscale
 from celeriac.worker.pools.threads import ThreadPool
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import WorkerProcess, run_cli, run_python, write_module
 
 TASKS = """
+    import os
     import time
 
     from celeriac import Celery
 
-    app = Celery("stasks")
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("stasks", broker=URL, backend=URL)
+    if URL:
+        options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        app.conf.broker_transport_options = options
+        app.conf.result_backend_transport_options = options
 
     @app.task
     def snooze(seconds):
@@ -27,11 +35,15 @@ TASKS = """
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     write_module(tmp_path, "stasks", TASKS)
-    return tmp_path
+    with on_broker(request, monkeypatch):
+        yield tmp_path
 
 
+@pytest.mark.parametrize("project", BROKERS, indirect=True)
 def test_worker_grows_under_load_and_shrinks_when_idle(project: Path) -> None:
     """Six 2 s tasks on ``--autoscale=6,2``: at 2 threads they would take 6 s."""
     run_python(project, "from stasks import snooze\nfor _ in range(6): snooze.delay(2)")

@@ -1,8 +1,13 @@
-"""The gevent and eventlet pools, through real ``celeriac worker -P gevent|eventlet`` processes."""
+"""The gevent and eventlet pools, through real ``celeriac worker -P gevent|eventlet`` processes.
+
+The process tests run on the embedded SQLite broker and on Redis: on Redis the broker and
+backend connections themselves go through the patched socket module.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,16 +15,23 @@ import pytest
 from celeriac.cli import _green_pool
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.worker.pools import pool_class
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import WorkerProcess, run_cli, run_python, write_module
 
 TASKS = """
+    import os
     import socket
     import threading
     import time
 
     from celeriac import Celery
 
-    app = Celery("gtasks")
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("gtasks", broker=URL, backend=URL)
+    if URL:
+        options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        app.conf.broker_transport_options = options
+        app.conf.result_backend_transport_options = options
 
     @app.task
     def snooze(seconds):
@@ -36,9 +48,12 @@ GREEN_POOLS = ["gevent", "eventlet"]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     write_module(tmp_path, "gtasks", TASKS)
-    return tmp_path
+    with on_broker(request, monkeypatch):
+        yield tmp_path
 
 
 def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float) -> float:
@@ -51,6 +66,7 @@ def _wait_for_count(worker: WorkerProcess, text: str, count: int, timeout: float
     raise AssertionError(f"{text!r} seen {worker.output.count(text)}/{count} times")
 
 
+@pytest.mark.parametrize("project", BROKERS, indirect=True)
 @pytest.mark.parametrize("pool", GREEN_POOLS)
 def test_a_hundred_blocking_sleeps_overlap(project: Path, pool: str) -> None:
     """100 ``time.sleep(0.5)`` tasks under ``-P POOL -c 100`` finish in under 3 s from ready."""
@@ -70,6 +86,7 @@ def test_a_hundred_blocking_sleeps_overlap(project: Path, pool: str) -> None:
     assert "Warm shutdown" in worker.output and " stopped." in worker.output
 
 
+@pytest.mark.parametrize("project", BROKERS, indirect=True)
 @pytest.mark.parametrize("pool", GREEN_POOLS)
 def test_tasks_run_in_a_patched_process(project: Path, pool: str) -> None:
     with WorkerProcess("gtasks", project, f"--pool={pool}", "-c", "4"):

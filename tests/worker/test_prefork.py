@@ -1,4 +1,8 @@
-"""The prefork pool, end to end: real ``celeriac worker`` processes on the SQLite default."""
+"""The prefork pool, end to end: real ``celeriac worker`` processes on SQLite and on Redis.
+
+Every test runs on the embedded SQLite default; the crash, limit and shutdown cases run on
+Redis too (``ON_BOTH``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import WorkerProcess, run_python, write_module
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -21,8 +27,14 @@ TASKS = """
     from celeriac import Celery, signals
     from celeriac.exceptions import SoftTimeLimitExceeded
 
-    app = Celery("tasks")
-    app.conf.update(broker_transport_options={"visibility_timeout": 1.0})
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("tasks", broker=URL, backend=URL)
+    options = {"visibility_timeout": 1.0}
+    if URL:
+        prefix = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        options.update(prefix)
+        app.conf.result_backend_transport_options = prefix
+    app.conf.update(broker_transport_options=options)
     HERE = os.path.dirname(os.path.abspath(__file__))
 
     class CustomError(Exception):
@@ -130,10 +142,17 @@ TASKS = """
 """
 
 
+#: Run a test on both brokers (the project fixture takes the broker as its parameter).
+ON_BOTH = pytest.mark.parametrize("project", BROKERS, indirect=True)
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     write_module(tmp_path, "tasks", TASKS)
-    return tmp_path
+    with on_broker(request, monkeypatch):
+        yield tmp_path
 
 
 def _python(project: Path, code: str, timeout: float = 60.0) -> str:
@@ -196,6 +215,7 @@ def _kill_all(pids: list[int]) -> None:
             pass
 
 
+@ON_BOTH
 def test_default_pool_is_prefork_and_results_come_back(project: Path) -> None:
     with WorkerProcess("tasks", project, "-c", "2") as worker:
         out = _python(
@@ -246,6 +266,7 @@ def test_two_children_run_two_sleeping_tasks_in_parallel(project: Path) -> None:
     assert float(elapsed) < 2.8, out
 
 
+@ON_BOTH
 def test_hard_time_limit_kills_and_replaces_the_child(project: Path) -> None:
     with WorkerProcess("tasks", project, "-c", "1") as worker:
         out = _python(
@@ -301,6 +322,7 @@ def test_soft_time_limit_under_the_threads_pool(project: Path) -> None:
     assert out == "cleaned up"
 
 
+@ON_BOTH
 def test_killed_child_fails_its_task_with_worker_lost(project: Path) -> None:
     marker = project / "doomed.pid"
     with WorkerProcess("tasks", project, "-c", "1") as worker:
@@ -322,6 +344,7 @@ def test_killed_child_fails_its_task_with_worker_lost(project: Path) -> None:
     assert out.split("\n") == ["FAILURE lost", "4"]
 
 
+@ON_BOTH
 def test_killed_child_with_reject_on_worker_lost_runs_the_task_again(project: Path) -> None:
     marker = project / "once.pid"
     with WorkerProcess("tasks", project, "-c", "1") as worker:
@@ -347,6 +370,7 @@ def test_max_tasks_per_child_replaces_children(project: Path) -> None:
     assert len(set(pids)) == 3, pids
 
 
+@ON_BOTH
 def test_max_memory_per_child_replaces_the_child_after_its_task(project: Path) -> None:
     with WorkerProcess("tasks", project, "-c", "1", "--max-memory-per-child", "150000"):
         out = _python(
@@ -360,6 +384,7 @@ def test_max_memory_per_child_replaces_the_child_after_its_task(project: Path) -
     assert after != hog
 
 
+@ON_BOTH
 def test_sigkill_of_the_whole_worker_loses_no_acks_late_task(project: Path) -> None:
     marker = project / "late.pid"
     first = WorkerProcess("tasks", project, "-c", "1")
@@ -385,6 +410,46 @@ def test_sigkill_of_the_whole_worker_loses_no_acks_late_task(project: Path) -> N
         first.kill()
 
 
+@ON_BOTH
+def test_sigkill_of_the_whole_worker_with_default_acks_loses_the_running_task(
+    project: Path,
+) -> None:
+    """Celery's default (ack on receipt): a task running when its worker is SIGKILLed is lost.
+
+    The message was acknowledged before the task started, so no worker runs it again and its
+    state stays PENDING (nothing was stored); the next worker serves fresh tasks as usual.
+    ``acks_late=True`` is the setting that makes such a task survive (the test above).
+    """
+    marker = project / "early.pid"
+    first = WorkerProcess("tasks", project, "-c", "1")
+    victims: list[int] = []
+    try:
+        first.start()
+        task_id = _python(
+            project, f"from tasks import doomed\nprint(doomed.delay({marker.name!r}).id)"
+        )
+        _wait_for_file(marker)
+        victims = [first.pid, *_descendants(first.pid)]
+        _kill_all(victims)
+        first.kill()
+        assert _wait_gone(victims) == []
+        with WorkerProcess("tasks", project, "-c", "1") as second:
+            out = _python(
+                project,
+                "import time\nfrom tasks import app, add\n"
+                "print(add.delay(2, 2).get(timeout=15))\n"
+                "time.sleep(3)  # three leases (visibility_timeout=1) for a redelivery to show\n"
+                f"print(app.AsyncResult({task_id!r}).state)",
+            )
+        assert out.split("\n") == ["4", "PENDING"]
+        assert len(marker.read_text().split()) == 1  # it started once, in the killed worker
+        assert "tasks.doomed[" not in second.output
+    finally:
+        _kill_all([pid for pid in victims if _alive(pid)])
+        first.kill()
+
+
+@ON_BOTH
 def test_warm_shutdown_finishes_the_running_task_and_leaves_no_children(project: Path) -> None:
     marker = project / "warm.pid"
     worker = WorkerProcess("tasks", project, "-c", "2")

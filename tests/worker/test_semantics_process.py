@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.broker_choice import delete_prefix
 from tests.helpers import WorkerProcess, write_module
 
 TASKS = """
@@ -124,23 +125,13 @@ def project(
             yield directory
     finally:
         if env:
-            _delete_prefix(env["SEM_PREFIX"])
+            delete_prefix(env["SEM_PREFIX"], REDIS_URL)
 
 
 def _environment(kind: str) -> dict[str, str]:
     if kind == "sqlite":
         return {}
     return {"SEM_BROKER": REDIS_URL, "SEM_PREFIX": f"sem-{uuid.uuid4().hex[:8]}:"}
-
-
-def _delete_prefix(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
-    client.close()
 
 
 def produce(project: Path, code: str, timeout: float = 60.0) -> str:

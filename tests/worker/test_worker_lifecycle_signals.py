@@ -1,4 +1,7 @@
-"""Worker signals, task logging, print redirection and the expired backlog, via the CLI worker."""
+"""Worker signals, task logging, print redirection and the expired backlog, via the CLI worker.
+
+The signal sequence and the expired backlog run on the embedded SQLite broker and on Redis.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from tests.broker_choice import BROKERS, on_broker
 from tests.helpers import REPO_ROOT, WorkerProcess, write_module
 
 SIGNALLED = """
@@ -17,7 +24,12 @@ SIGNALLED = """
     from celeriac import Celery, signals
     from celeriac.utils.log import get_task_logger
 
-    app = Celery("signalled")
+    URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+    app = Celery("signalled", broker=URL, backend=URL)
+    if URL:
+        options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+        app.conf.broker_transport_options = options
+        app.conf.result_backend_transport_options = options
     logger = get_task_logger(__name__)
     MARKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "signals.jsonl")
 
@@ -61,12 +73,20 @@ SIGNALLED = """
 """
 
 
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The broker the test's processes share: SQLite, or Redis when parametrized so."""
+    with on_broker(request, monkeypatch) as kind:
+        yield kind
+
+
 def _signals(project: Path) -> list[dict[str, object]]:
     path = project / "signals.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_worker_signals_task_logger_and_print_redirect(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
+def test_worker_signals_task_logger_and_print_redirect(tmp_path: Path, broker: str) -> None:
     write_module(tmp_path, "signalled", SIGNALLED)
     with WorkerProcess("signalled", tmp_path, "-n", "sig@%h", "-P", "threads") as worker:
         done = subprocess.run(
@@ -134,15 +154,23 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def test_expired_backlog_does_not_delay_fresh_tasks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
+def test_expired_backlog_does_not_delay_fresh_tasks(tmp_path: Path, broker: str) -> None:
     """5,000 expired messages ahead of 10 fresh ones: the fresh ones finish promptly."""
     write_module(
         tmp_path,
         "backlog",
         """
+        import os
+
         from celeriac import Celery
 
-        app = Celery("backlog")
+        URL = os.environ.get("CELERIAC_TEST_BROKER")  # None: the embedded SQLite file
+        app = Celery("backlog", broker=URL, backend=URL)
+        if URL:
+            options = {"global_keyprefix": os.environ["CELERIAC_TEST_PREFIX"]}
+            app.conf.broker_transport_options = options
+            app.conf.result_backend_transport_options = options
 
         @app.task
         def work(n):

@@ -1,6 +1,6 @@
 -- claim.lua: the atomic claim. Moves due delayed messages to their lists, then takes up
 -- to ARGV[1] messages and records each as held, in one step: a message is never out of
--- Redis between its list and the unacked records. Needs lib.lua.
+-- Redis between its list and the unacked records. Needs lib.lua and priority.lua.
 --
 -- KEYS[1]                unacked         hash  tag -> [envelope, "", queue] (kombu's layout)
 -- KEYS[2]                unacked_index   zset  tag -> time of delivery (kombu's layout)
@@ -13,6 +13,8 @@
 -- ARGV[3]  tag prefix (unique per call)   ARGV[6]  priority-step separator
 -- ARGV[6+i]    list key of queue i at step 0 (the other steps append sep .. step)
 -- ARGV[6+n+i]  queue i's name as a JSON string (the routing key in unacked entries)
+-- ARGV[7+2n]   how deep to look for a better priority inside a step list (the window)
+-- ARGV[7+2n+2j-1], ARGV[7+2n+2j]  lowest and highest priority the lists of step j hold
 --
 -- Returns {now, earliest due time or "", earliest lease expiry or "", then for each
 -- message taken: queue number, tag, envelope}.
@@ -37,10 +39,13 @@ local out = { tostring(now), '', '' }
 local held, indexed, leased = {}, {}, {}
 local left, count = limit, 0
 local lists = #KEYS - 3 - n
+local window = tonumber(ARGV[7 + 2 * n])
 for k = 1, lists do
   if left <= 0 then break end
-  local got = redis.call('RPOP', KEYS[3 + n + k], left)
-  if got then
+  local j = math.floor((k - 1) / n) + 1
+  local floor, ceil = tonumber(ARGV[6 + 2 * n + 2 * j]), tonumber(ARGV[7 + 2 * n + 2 * j])
+  local got = take(KEYS[3 + n + k], floor, ceil, left, window)
+  if #got > 0 then
     local i = (k - 1) % n + 1
     for _, env in ipairs(got) do
       count = count + 1

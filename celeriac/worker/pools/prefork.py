@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import pickle
 import selectors
+import signal
 import threading
 import time
 from collections import deque
@@ -251,6 +252,35 @@ class PreforkPool(Pool):
     def child_pids(self) -> list[int]:
         """The pids of the current children (for tests and ``inspect``)."""
         return [child.pid for child in self._children]
+
+    # --- remote control ----------------------------------------------------------------------
+
+    def running(self) -> dict[str, int]:
+        """Task id -> pid of the child running it (read from another thread: a snapshot)."""
+        found = {}
+        for child in list(self._children):
+            inflight = list(child.inflight)
+            if inflight and child.retiring is None:
+                found[inflight[0].prepared.request.id or ""] = child.pid
+        return found
+
+    def terminate(self, task_id: str, signum: int) -> bool:
+        """Send ``signum`` to the child running ``task_id``; False when none runs it.
+
+        Children ignore SIGTERM and SIGINT (a warm shutdown lets their tasks finish), so
+        those two are sent as SIGKILL. The child's exit then ends the job as it ends any lost
+        job, and a replacement child is started.
+        """
+        pid = self.running().get(task_id)
+        if pid is None:
+            return False
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            signum = signal.SIGKILL
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
 
     # --- start-up ----------------------------------------------------------------------------
 
@@ -725,8 +755,6 @@ def _exit_text(child: _Child) -> str:
     if code is None:
         return "unknown exit status"
     if code < 0:
-        import signal
-
         try:
             name = signal.Signals(-code).name
         except ValueError:

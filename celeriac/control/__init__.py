@@ -1,0 +1,1 @@
+"""Remote control: Celery's ``app.control`` and ``inspect``, and the worker's mailbox."""

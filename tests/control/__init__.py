@@ -1,0 +1,1 @@
+"""Remote control: inspect, control and status through real workers."""
