@@ -184,4 +184,7 @@ def worker(
             without_mingle=without_mingle,
             heartbeat_interval=heartbeat_interval,
         )
-        Worker(app, options).start()
+        worker = Worker(app, options)
+        worker.start()
+        if worker.exitcode:
+            raise SystemExit(worker.exitcode)

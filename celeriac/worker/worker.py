@@ -101,6 +101,7 @@ class Worker:
             concurrency = options.autoscale[1]
         self._apply_time_limits(options)
         self.pool = self._create_pool(int(concurrency))
+        self.pool.on_failure = self._on_pool_failure
         self.autoscaler = self._autoscaler(options.autoscale)
         multiplier = options.prefetch_multiplier
         if multiplier is None:
@@ -113,6 +114,8 @@ class Worker:
         #: Set once the worker consumes (after the ``ready.`` log line).
         self.ready = threading.Event()
         self._signals = 0
+        #: The process's exit status once ``start`` returns (1 after a pool failure).
+        self.exitcode = 0
         self.consumer: Consumer | None = None
         #: The remote-control mailbox (None when worker_enable_remote_control is off).
         self.mailbox: Node | None = None
@@ -276,6 +279,11 @@ class Worker:
     def stop(self) -> None:
         """Ask for a warm shutdown (what the first SIGTERM does)."""
         self._stop.set()
+
+    def _on_pool_failure(self) -> None:
+        logger.critical("The pool stopped: shutting down, unfinished tasks go back.")
+        self.exitcode = 1
+        self.stop()
 
     def _warm_shutdown(
         self, consumer_thread: threading.Thread, settler: Settler, leases: Leases

@@ -9,6 +9,7 @@ child process), then hands the outcome to ``finish()`` back in the worker proces
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -81,6 +82,9 @@ class Pool(abc.ABC):
         if concurrency < 1:
             raise ValueError(f"Pool concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
+        #: Called (from the pool's own thread) if the pool can no longer run jobs, so the
+        #: worker shuts down and gives back what it holds instead of taking more.
+        self.on_failure: Callable[[], None] | None = None
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -121,6 +121,9 @@ class _Child:
     sent: int = 0
     #: Why it takes no more work: it said it is leaving, or we killed it.
     retiring: str | None = None
+    #: Its exit has been handled and its pipe closed (one select can report both of its
+    #: descriptors; the second report must then be ignored).
+    forgotten: bool = False
 
     @property
     def pid(self) -> int:
@@ -368,6 +371,8 @@ class PreforkPool(Pool):
                 self._replace_children()
         except Exception:
             logger.critical("prefork pool: supervisor failed", exc_info=True)
+            if self.on_failure is not None:
+                self.on_failure()
         finally:
             self._shutdown_children()
 
@@ -511,6 +516,8 @@ class PreforkPool(Pool):
     # --- what the children say ---------------------------------------------------------------
 
     def _on_readable(self, child: _Child, fd: int) -> None:
+        if child.forgotten:
+            return
         if fd == child.conn.fileno():
             self._read_messages(child)
         else:
@@ -589,6 +596,7 @@ class PreforkPool(Pool):
                 self._selector.unregister(fd)
             except (KeyError, ValueError):
                 pass
+        child.forgotten = True
         child.conn.close()
         self._children.remove(child)
         if child.process.exitcode is not None:
