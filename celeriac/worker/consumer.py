@@ -37,6 +37,7 @@ from celeriac.worker.pools.base import Pool, Prepared
 from celeriac.worker.rate_limits import RateLimiter, parse_rate
 from celeriac.worker.settle import Settler
 from celeriac.worker.state import TaskInfo, WorkerState
+from celeriac.worker.time_limits import resolve_limits
 from celeriac.worker.timer import Timer
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class _Policy:
     track_started: bool
     rate_limits: bool
     default_rate: float | None
+    #: (task_time_limit, task_soft_time_limit), read at start as Celery's worker does.
+    time_limits: tuple[float | None, float | None]
 
 
 class Consumer:
@@ -97,7 +100,14 @@ class Consumer:
         self.hostname = hostname
         self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
         self.policy = _policy_from(app)
+        #: Messages holding a prefetch slot: claimed and not acked yet (Celery's "unacked"),
+        #: so an early-acked task frees its slot when it starts, an acks_late one when it ends.
         self._inflight = 0
+        #: Claimed messages that have not started (queued for a pool slot, or rate limited).
+        self._reserved = 0
+        #: Claim again once this few are reserved: each claim then fills half the window or
+        #: more, instead of one round trip per freed slot (see _may_claim).
+        self._low_water = self.prefetch_limit // 2
         self._slots = threading.Condition()
         self._stopping = threading.Event()
         self.processed = 0
@@ -135,22 +145,39 @@ class Consumer:
 
     def _wait_for_room(self) -> int:
         with self._slots:
-            while self._inflight >= self.prefetch_limit and not self._stopping.is_set():
+            while not self._may_claim() and not self._stopping.is_set():
                 self._slots.wait(0.5)
             return self.prefetch_limit - self._inflight
+
+    def _may_claim(self) -> bool:
+        """A slot is free and the pool is about to run short of reserved messages.
+
+        Waiting for the low-water mark keeps the pool fed (half a window is left to run
+        while the claim's round trip is under way) with a few large claims instead of one
+        per finished task; with a window of 1 it claims as soon as the slot is free.
+        """
+        return self._inflight < self.prefetch_limit and self._reserved <= self._low_water
 
     def _dispatch(self, deliveries: list[Delivery]) -> None:
         self.leases.hold(deliveries)
         with self._slots:
             self._inflight += len(deliveries)
+            self._reserved += len(deliveries)
         for delivery in deliveries:
             self._receive(delivery)
 
-    def _finished(self, delivery: Delivery) -> None:
-        """The message needs no pool slot any more (it ran, or never will here)."""
+    def _release(self, *, started: int = 0, slots: int = 0) -> None:
+        """``started`` reserved messages left the queue (they run, or never will here);
+        ``slots`` messages were acked or given back and free their prefetch slot."""
         with self._slots:
-            self._inflight -= 1
-            self._slots.notify()
+            self._reserved -= started
+            self._inflight -= slots
+            if self._may_claim():
+                self._slots.notify()
+
+    def _finished(self, delivery: Delivery) -> None:
+        """A message that never reached the pool is settled: it frees both counts."""
+        self._release(started=1, slots=1)
 
     def _settled(self, delivery: Delivery) -> Any:
         return lambda: self.leases.release(delivery)
@@ -274,19 +301,18 @@ class Consumer:
 
     # --- the parts of a job that belong to the consumer ------------------------------------
 
-    def begin(
-        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]
-    ) -> Prepared | None:
+    def begin(self, job: TaskJob) -> Prepared | None:
         """A pool slot is free for this message: prepare it to run (None: it will not run)."""
+        delivery, envelope, task = job.delivery, job.envelope, job.task
         if self._stopping.is_set():
             # Warm shutdown: a job that has not started gives its message back.
             self.state.done(envelope.id)
             self.settler.reject(delivery, requeue=True, done=self._settled(delivery))
-            self._finished(delivery)
+            job.release_all()
             return None
         if envelope.id in self.state.revoked:  # revoked while it waited for a slot
             self._discard(delivery, envelope, expired=False)
-            self._finished(delivery)
+            job.release_all()
             return None
         policy = self.policy
         try:
@@ -294,11 +320,14 @@ class Consumer:
         except (DecodeError, ContentDisallowed) as exc:
             self.state.done(envelope.id)
             self._refuse(delivery, envelope.id, envelope.name, exc)
-            self._finished(delivery)
+            job.release_all()
             return None
         early_ack = not self._acks_late(task)
         if early_ack:
             self.settler.ack(delivery, done=self._settled(delivery))
+            job.release_all()  # acked: its slot is free while it runs (as in Celery)
+        else:
+            job.release_reserved()
         self.state.started(envelope.id, args, kwargs, acknowledged=early_ack)
         if self.task_events is not None:
             self.task_events.task_started(envelope, task)
@@ -306,7 +335,8 @@ class Consumer:
         if _first_set(task.track_started, policy.track_started) and policy.has_backend:
             # Written now, not batched: the task's own update_state() writes come after it.
             self._store_started(envelope, request)
-        return Prepared(task, request, args, kwargs)
+        hard, soft = resolve_limits(request, task, policy.time_limits)
+        return Prepared(task, request, args, kwargs, hard, soft)
 
     def run_body(self, prepared: Prepared) -> Outcome:
         """Run the body in this thread."""
@@ -318,15 +348,9 @@ class Consumer:
             result_serializer=self.policy.result_serializer,
         )
 
-    def finish(
-        self,
-        delivery: Delivery,
-        envelope: TaskEnvelope,
-        task: Task[Any, Any],
-        request: Context,
-        outcome: Outcome,
-    ) -> None:
+    def finish(self, job: TaskJob, request: Context, outcome: Outcome) -> None:
         """The body ended: log, store the result, settle the message, free the slot."""
+        delivery, envelope, task = job.delivery, job.envelope, job.task
         try:
             self.state.done(envelope.id)
             outcome = self._terminated_outcome(envelope, outcome)
@@ -357,12 +381,11 @@ class Consumer:
                     envelope.id,
                 )
         finally:
-            self._finished(delivery)
+            job.release_all()
 
-    def fail(
-        self, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any], exc: BaseException
-    ) -> None:
+    def fail(self, job: TaskJob, exc: BaseException) -> None:
         """celeriac itself failed around the task: say so, keep the message as a dead letter."""
+        delivery, envelope, task = job.delivery, job.envelope, job.task
         try:
             self.state.done(envelope.id)
             einfo = ExceptionInfo(exc)
@@ -389,7 +412,7 @@ class Consumer:
                 delivery, f"internal error: {exc!r}", done=self._settled(delivery)
             )
         finally:
-            self._finished(delivery)
+            job.release_all()
 
     def _terminated_outcome(self, envelope: TaskEnvelope, outcome: Outcome) -> Outcome:
         """A task killed by ``revoke(terminate=True)`` ends REVOKED, not as a lost worker."""
@@ -463,6 +486,7 @@ def _policy_from(app: Celery) -> _Policy:
         track_started=bool(conf.task_track_started),
         rate_limits=not conf.worker_disable_rate_limits,
         default_rate=parse_rate(conf.task_default_rate_limit),
+        time_limits=(conf.task_time_limit, conf.task_soft_time_limit),
     )
 
 
@@ -566,9 +590,13 @@ def _short_repr(value: Any, limit: int) -> str:
 
 
 class TaskJob:
-    """One message on its way through the pool (see :class:`~celeriac.worker.pools.base.Job`)."""
+    """One message on its way through the pool (see :class:`~celeriac.worker.pools.base.Job`).
 
-    __slots__ = ("_consumer", "_request", "delivery", "envelope", "task")
+    It counts as reserved until it starts (or is dropped) and holds a prefetch slot until
+    its message is acked or given back; each is released exactly once.
+    """
+
+    __slots__ = ("_consumer", "_request", "delivery", "envelope", "holds_slot", "reserved", "task")
 
     def __init__(
         self, consumer: Consumer, delivery: Delivery, envelope: TaskEnvelope, task: Task[Any, Any]
@@ -578,9 +606,11 @@ class TaskJob:
         self.envelope = envelope
         self.task = task
         self._request: Context | None = None
+        self.reserved = True
+        self.holds_slot = True
 
     def begin(self) -> Prepared | None:
-        prepared = self._consumer.begin(self.delivery, self.envelope, self.task)
+        prepared = self._consumer.begin(self)
         self._request = prepared.request if prepared is not None else None
         return prepared
 
@@ -589,7 +619,20 @@ class TaskJob:
 
     def finish(self, outcome: Outcome) -> None:
         request = self._request or _request_from(self.envelope, self.delivery, "")
-        self._consumer.finish(self.delivery, self.envelope, self.task, request, outcome)
+        self._consumer.finish(self, request, outcome)
 
     def fail(self, error: BaseException) -> None:
-        self._consumer.fail(self.delivery, self.envelope, self.task, error)
+        self._consumer.fail(self, error)
+
+    def release_reserved(self) -> None:
+        """It has started: no longer reserved (its slot stays held until it is settled)."""
+        if self.reserved:
+            self.reserved = False
+            self._consumer._release(started=1)
+
+    def release_all(self) -> None:
+        """Its message is acked or given back: not reserved, and its slot is free."""
+        started, slots = int(self.reserved), int(self.holds_slot)
+        if started or slots:
+            self.reserved = self.holds_slot = False
+            self._consumer._release(started=started, slots=slots)

@@ -26,6 +26,11 @@ logger = logging.getLogger("celeriac.worker")
 
 #: The most operations written in one round.
 MAX_BATCH = 1000
+#: Under load, how long a round waits for more operations before it writes.
+LINGER = 0.001
+#: Operations a second above which the settler counts as under load. A worker answering
+#: sequential calls stays well below it (one or two operations per call).
+BUSY_RATE = 4000.0
 #: Pauses between attempts when the broker or backend refuses a write.
 RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0)
 
@@ -85,13 +90,17 @@ class Settler:
     # --- the thread --------------------------------------------------------------------------
 
     def _serve(self) -> None:
+        pace = _Pace()
         while True:
             batch = [self._ops.get()]
+            if pace.busy():
+                time.sleep(LINGER)  # let the round gather more: fewer round trips and wake-ups
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._ops.get_nowait())
                 except queue.Empty:
                     break
+            pace.round(len(batch))
             self._write(batch)
             if any(op.kind == "stop" for op in batch):
                 return
@@ -142,6 +151,26 @@ class Settler:
         deliveries = [op.delivery for op in batch if op.kind == kind and op.delivery is not None]
         if deliveries:
             _persist(kind, lambda: write(deliveries))
+
+
+class _Pace:
+    """How fast operations arrive, from the last round: its size over the time since the
+    round before it began."""
+
+    __slots__ = ("_last", "_rate")
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._rate = 0.0
+
+    def round(self, size: int) -> None:
+        now = time.monotonic()
+        self._rate = size / max(now - self._last, 1e-6)
+        self._last = now
+
+    def busy(self) -> bool:
+        # A long pause since the last round means the load has gone, whatever it was.
+        return self._rate > BUSY_RATE and time.monotonic() - self._last < 0.1
 
 
 def _persist(what: str, write: Callable[[], Any]) -> None:

@@ -36,19 +36,26 @@ from typing import TYPE_CHECKING, Any
 from celeriac.exceptions import SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
-    from celeriac.worker.pools.base import Prepared
+    from celeriac.task import Context, Task
 
-__all__ = ["AlarmSoftLimit", "ThreadSoftLimit", "limits_for", "log_hard_limit", "log_soft_limit"]
+__all__ = [
+    "AlarmSoftLimit",
+    "ThreadSoftLimit",
+    "log_hard_limit",
+    "log_soft_limit",
+    "resolve_limits",
+]
 
 logger = logging.getLogger("celeriac.worker")
 
 
-def limits_for(prepared: Prepared) -> tuple[float | None, float | None]:
-    """(hard, soft) seconds: the message's, else the task's, else the settings'."""
-    request, task = prepared.request, prepared.task
-    conf = task.app.conf
-    hard = _first(request.time_limit, task.time_limit, conf.task_time_limit)
-    soft = _first(request.soft_time_limit, task.soft_time_limit, conf.task_soft_time_limit)
+def resolve_limits(
+    request: Context, task: Task[Any, Any], defaults: tuple[float | None, float | None]
+) -> tuple[float | None, float | None]:
+    """(hard, soft) seconds: the message's, else the task's (which ``time_limit`` remote
+    control changes), else ``defaults``, the settings as the worker read them at start."""
+    hard = _first(request.time_limit, task.time_limit, defaults[0])
+    soft = _first(request.soft_time_limit, task.soft_time_limit, defaults[1])
     return hard, soft
 
 

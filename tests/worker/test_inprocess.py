@@ -401,3 +401,32 @@ def test_async_def_task_under_a_sync_pool(memory_app: Celery, pool: str) -> None
         results = [fetch.delay(0.05) for _ in range(4)]
         assert [r.get(timeout=10) for r in results] == ["fetched True"] * 4
     assert fetch.apply((0.0,)).get() == "fetched True"
+
+
+@pytest.mark.parametrize(("acks_late", "waiting"), [(False, 1), (True, 2)])
+def test_a_running_task_holds_its_prefetch_slot_until_acked(
+    memory_app: Celery, acks_late: bool, waiting: int
+) -> None:
+    # As in Celery, the window counts unacked messages: an early-acked task frees its slot
+    # when it starts (the worker reserves the next message), an acks_late one when it ends.
+    started, release = threading.Event(), threading.Event()
+
+    @memory_app.task(acks_late=acks_late)
+    def block() -> str:
+        started.set()
+        release.wait(10)
+        return "finished"
+
+    @memory_app.task
+    def queued(n: int) -> int:
+        return n
+
+    first = block.delay()
+    rest = [queued.delay(n) for n in range(2)]
+    with start_worker(memory_app, pool="threads", concurrency=1, prefetch_multiplier=1):
+        assert started.wait(10)
+        time.sleep(0.3)  # time to claim what the window allows
+        assert memory_app.broker.size("celery") == waiting
+        release.set()
+        assert first.get(timeout=10) == "finished"
+        assert [r.get(timeout=10) for r in rest] == [0, 1]

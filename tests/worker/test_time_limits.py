@@ -13,7 +13,7 @@ from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, Worker
 from celeriac.task import Context
 from celeriac.worker.pools.base import Prepared
 from celeriac.worker.pools.prefork import _settle_as, _Work
-from celeriac.worker.time_limits import AlarmSoftLimit, ThreadSoftLimit, limits_for
+from celeriac.worker.time_limits import AlarmSoftLimit, ThreadSoftLimit, resolve_limits
 
 
 def _app(**conf: Any) -> Celery:
@@ -27,18 +27,24 @@ def _prepared(app: Celery, request: Context | None = None, **options: Any) -> Pr
     def body() -> None:
         return None
 
-    return Prepared(body, request or Context(id="t1"), [], {})
+    request = request or Context(id="t1")
+    defaults = (app.conf.task_time_limit, app.conf.task_soft_time_limit)
+    return Prepared(body, request, [], {}, *resolve_limits(request, body, defaults))
+
+
+def _limits(prepared: Prepared) -> tuple[float | None, float | None]:
+    return prepared.time_limit, prepared.soft_time_limit
 
 
 def test_limits_resolve_message_then_task_then_setting() -> None:
     app = _app(task_time_limit=30, task_soft_time_limit=20)
-    assert limits_for(_prepared(app)) == (30.0, 20.0)
+    assert _limits(_prepared(app)) == (30.0, 20.0)
     app = _app(task_time_limit=30, task_soft_time_limit=20)
-    assert limits_for(_prepared(app, time_limit=10, soft_time_limit=5)) == (10.0, 5.0)
+    assert _limits(_prepared(app, time_limit=10, soft_time_limit=5)) == (10.0, 5.0)
     app = _app(task_time_limit=30)
     request = Context(id="t1", time_limit=3, soft_time_limit=None)
-    assert limits_for(_prepared(app, request, time_limit=10, soft_time_limit=5)) == (3.0, 5.0)
-    assert limits_for(_prepared(_app())) == (None, None)
+    assert _limits(_prepared(app, request, time_limit=10, soft_time_limit=5)) == (3.0, 5.0)
+    assert _limits(_prepared(_app())) == (None, None)
 
 
 def test_alarm_soft_limit_interrupts_a_sleep_and_disarms() -> None:

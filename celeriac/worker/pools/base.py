@@ -28,6 +28,9 @@ class Prepared:
     request: Context
     args: list[Any]
     kwargs: dict[str, Any]
+    #: Seconds: the message's limit, else the task's, else the worker's setting (None: none).
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
 
 
 class Job(Protocol):
@@ -63,11 +66,11 @@ def run_inline(job: Job, *, soft_limit: bool = False) -> None:
 
 
 def _run_soft_limited(job: Job, prepared: Prepared) -> Outcome:
-    from celeriac.worker.time_limits import ThreadSoftLimit, limits_for
-
-    soft = limits_for(prepared)[1]
+    soft = prepared.soft_time_limit
     if soft is None:
         return job.run(prepared)
+    from celeriac.worker.time_limits import ThreadSoftLimit
+
     with ThreadSoftLimit(soft, prepared.task.name, prepared.request.id or ""):
         return job.run(prepared)
 

@@ -68,7 +68,7 @@ from celeriac.worker.consumer import TaskJob
 from celeriac.worker.execution import Outcome
 from celeriac.worker.pools._child import ChildSettings, JobSpec, ResultSpec, child_main
 from celeriac.worker.pools.base import Job, Pool, Prepared
-from celeriac.worker.time_limits import limits_for, log_hard_limit, log_soft_limit
+from celeriac.worker.time_limits import log_hard_limit, log_soft_limit
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -475,9 +475,8 @@ class PreforkPool(Pool):
                 continue
             if prepared is None:
                 continue
-            hard, soft = limits_for(prepared)
             self._seq += 1
-            return _Work(item, prepared, self._seq, hard, soft)
+            return _Work(item, prepared, self._seq, prepared.time_limit, prepared.soft_time_limit)
         return None
 
     def _send(self, child: _Child, batch: list[_Work]) -> None:
