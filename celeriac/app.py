@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import importlib
 import inspect
+import operator
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar,
 from celeriac import _context, protocol, signals
 from celeriac.brokers import broker_for_url
 from celeriac.brokers.base import Outgoing
-from celeriac.config import Settings, load_object_settings, resolve_config_source
+from celeriac.config import ENV_VARS, Settings, load_object_settings, resolve_config_source
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered
+from celeriac.result import AsyncResult
 from celeriac.routing import Router
-from celeriac.task import Task
+from celeriac.task import Task, check_call_options
 from celeriac.utils.ids import new_id
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from celeriac.canvas import Signature
     from celeriac.control.client import Control
     from celeriac.events import Events
-    from celeriac.result import AsyncResult, GroupResult
+    from celeriac.result import GroupResult
 
 __all__ = ["Celery", "shared_task"]
 
@@ -117,7 +119,7 @@ class Celery:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._lock = threading.RLock()
-        self._router: Router | None = None
+        self._send_state: SendState | None = None
         self.thread_oid = protocol.thread_oid()
         from celeriac.worker.builtins import register_builtins
 
@@ -160,7 +162,7 @@ class Celery:
 
     def _reset_connections(self) -> None:
         # Settings changed before first use take effect; after first use, on next creation.
-        self._router = None
+        self._send_state = None
 
     def set_current(self) -> None:
         _context.set_current_app(self)
@@ -260,15 +262,8 @@ class Celery:
 
     @property
     def router(self) -> Router:
-        if self._router is None:
-            conf = self.conf
-            self._router = Router(
-                conf.task_routes,
-                conf.task_queues,
-                conf.task_default_queue,
-                bool(conf.task_create_missing_queues),
-            )
-        return self._router
+        """The router of the current settings (made again when they change)."""
+        return self._sending().router()
 
     def close(self) -> None:
         """Close the broker and backend connections of this thread."""
@@ -389,8 +384,6 @@ class Celery:
         **options: Any,
     ) -> AsyncResult[Any]:
         """Send a task by name, without needing its code; returns its AsyncResult."""
-        from celeriac.result import AsyncResult
-
         if countdown is not None:
             options["countdown"] = countdown
         if eta is not None:
@@ -400,18 +393,9 @@ class Celery:
         if retries:
             options["retries"] = retries
         send = PendingSend(name, args, kwargs, task_id or new_id(), options, _task)
-        prepared = self._prepare_send(send, self.now(), self._parent_request())
-        self._publish(
-            name,
-            prepared.queue,
-            prepared.message,
-            prepared.eta,
-            args,
-            kwargs,
-            options,
-            exchange=prepared.exchange,
-            routing_key=prepared.routing_key,
-        )
+        state = self._sending()
+        prepared = self._prepare_send(state, send, None, self._parent_request(), self._origin())
+        self._publish(state, prepared)
         result: AsyncResult[Any] = AsyncResult(send.task_id, app=self, task_name=name)
         _add_to_parent([result], options)
         return result
@@ -423,14 +407,11 @@ class Celery:
         built first, then all are published together, so a bad option or argument in any
         of them means none is sent.
         """
-        from celeriac.result import AsyncResult
-
+        state = self._sending()
         now = self.now()
-        parent = self._parent_request()
-        # Members of one group share their options: resolve routes and settings once.
-        calls: dict[Any, dict[str, Any]] | None = {} if self.router.static else None
-        prepared = [self._prepare_send(send, now, parent, calls) for send in sends]
-        self._publish_many(prepared)
+        parent, origin = self._parent_request(), self._origin()
+        prepared = [self._prepare_send(state, send, now, parent, origin) for send in sends]
+        self._publish_many(state, prepared)
         results: list[AsyncResult[Any]] = [
             AsyncResult(send.task_id, app=self, task_name=send.name) for send in sends
         ]
@@ -438,51 +419,53 @@ class Celery:
             _add_to_parent(results, sends[0].options)
         return results
 
+    def _sending(self) -> SendState:
+        """What sending reads from the settings, read again only once they changed."""
+        state = self._send_state
+        conf = self.conf
+        if state is None or state.conf is not conf or state.version != conf.version:
+            state = self._send_state = SendState(conf)
+        return state
+
     def _prepare_send(
         self,
+        state: SendState,
         send: PendingSend,
-        now: dt.datetime,
+        now: dt.datetime | None,
         parent: Any,
-        calls: dict[Any, dict[str, Any]] | None = None,
+        origin: str,
     ) -> PreparedSend:
         """Check the options and build the message of one send (nothing is published).
 
-        With ``calls`` (only when no router looks at arguments), the merged call options
-        are remembered by task and options, so a batch resolves them once per kind.
+        ``now`` is the batch's time; None: read the clock if the send needs it (a send
+        without options and expiry does not).
         """
-        from celeriac.task import check_call_options
-
         options = send.options
-        check_call_options(options)
-        name, args, kwargs = send.name, send.args, send.kwargs
-        key = _call_key(send) if calls is not None else None
-        call = calls.get(key) if calls is not None and key is not None else None
-        if call is None:
-            call = self._call_options(name, args or (), kwargs or {}, options, send.task)
-            call["template"] = protocol.MessageTemplate(
-                name=name,
-                serializer=call["serializer"],
-                compression=call["compression"],
-                time_limit=call["time_limit"],
-                soft_time_limit=call["soft_time_limit"],
-                origin=self._origin(),
-                ignore_result=call["ignore_result"],
-                priority=call["priority"],
-                delivery_mode=_delivery_mode(
-                    options.get("delivery_mode", self.conf.task_default_delivery_mode)
-                ),
+        if options:
+            check_call_options(options)
+        plan = self._plan(state, send, origin)
+        if not options and plan.expires is None:
+            # delay(): nothing but the ids and the arguments differ from the template.
+            message = plan.template.build(
+                send.task_id,
+                send.args,
+                send.kwargs,
+                root_id=parent.root_id if parent else None,
+                parent_id=parent.id if parent else None,
+                reply_to=self.thread_oid,
             )
-            if calls is not None and key is not None:
-                calls[key] = call
+            return PreparedSend(send, plan.queue, message, None, plan.exchange, plan.routing_key)
+        if now is None:
+            now = self.now()
         get = options.get
         eta = _eta_of(now, get("countdown"), get("eta"))
         expires = get("expires")
-        expires_at = _expires_of(now, expires if expires is not None else call["expires"])
+        expires_at = _expires_of(now, expires if expires is not None else plan.expires)
         link, link_error, steps, chord = get("link"), get("link_error"), get("chain"), get("chord")
-        message = call["template"].build(
+        message = plan.template.build(
             send.task_id,
-            args,
-            kwargs,
+            send.args,
+            send.kwargs,
             eta=eta,
             expires=expires_at,
             retries=int(get("retries") or 0),
@@ -499,10 +482,51 @@ class Celery:
             headers=get("headers"),
             now=now,
         )
-        exchange, routing_key = call["exchange"], call["routing_key"]
-        return PreparedSend(send, call["queue"], message, eta, exchange, routing_key)
+        return PreparedSend(send, plan.queue, message, eta, plan.exchange, plan.routing_key)
 
-    def _publish_many(self, prepared: Sequence[PreparedSend]) -> None:
+    def _plan(self, state: SendState, send: PendingSend, origin: str) -> CallPlan:
+        """The resolved options of ``send``: remembered per task, options and settings.
+
+        A router that looks at arguments makes every send resolve its own.
+        """
+        task = send.task or self.tasks.get(send.name)
+        if not state.router().static:
+            return self._make_plan(state, send, task, origin)
+        key = _plan_key(send.name, task, send.options, origin)
+        try:
+            plan = state.plans.get(key)
+        except TypeError:  # an unhashable option value: resolved for this send only
+            return self._make_plan(state, send, task, origin)
+        if plan is None:
+            plan = self._make_plan(state, send, task, origin)
+            if len(state.plans) >= _PLANS_KEPT:
+                state.plans.clear()  # many distinct options (queue names made per call)
+            state.plans[key] = plan
+        return plan
+
+    def _make_plan(
+        self, state: SendState, send: PendingSend, task: Task[Any, Any] | None, origin: str
+    ) -> CallPlan:
+        options = send.options
+        call = self._call_options(
+            state, send.name, send.args or (), send.kwargs or {}, options, task
+        )
+        template = protocol.MessageTemplate(
+            name=send.name,
+            serializer=call["serializer"],
+            compression=call["compression"],
+            time_limit=call["time_limit"],
+            soft_time_limit=call["soft_time_limit"],
+            origin=origin,
+            ignore_result=call["ignore_result"],
+            priority=call["priority"],
+            delivery_mode=_delivery_mode(options.get("delivery_mode", state.delivery_mode)),
+        )
+        return CallPlan(
+            call["queue"], call["exchange"], call["routing_key"], call["expires"], template
+        )
+
+    def _publish_many(self, state: SendState, prepared: Sequence[PreparedSend]) -> None:
         """Publish built messages in one batch, with the publish signals around each."""
         if not prepared:
             return
@@ -519,7 +543,7 @@ class Celery:
                     declare=[],
                     retry_policy=item.send.options.get("retry_policy"),
                 )
-        self._prepare_replies()
+        self._prepare_replies(state)
         self.broker.publish_many(
             [
                 Outgoing(
@@ -532,7 +556,7 @@ class Celery:
                 for item in prepared
             ]
         )
-        if self.conf.task_send_sent_event:
+        if state.sent_event:
             for item in prepared:
                 self.events.task_sent(item.queue, item.message, item.exchange, item.routing_key)
         if signals.after_task_publish.has_receivers():
@@ -545,63 +569,50 @@ class Celery:
                     headers=item.message.headers,
                 )
 
-    def _publish(
-        self,
-        name: str,
-        queue: str,
-        message: Any,
-        eta: dt.datetime | None,
-        args: Any,
-        kwargs: Any,
-        options: Mapping[str, Any],
-        *,
-        exchange: str | None = None,
-        routing_key: str | None = None,
-    ) -> None:
-        """Publish with the before/after_task_publish signals around it (headers editable).
-
-        ``exchange``/``routing_key`` are the call's or route's explicit AMQP route, if any.
+    def _publish(self, state: SendState, prepared: PreparedSend) -> None:
+        """Publish one message with the before/after_task_publish signals around it (headers
+        editable); the explicit AMQP route (``exchange``/``routing_key``), if any, goes along.
         """
-        body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (
-            list(args or ()),
-            dict(kwargs or {}),
-            {},
-        )
-        if signals.before_task_publish.has_receivers():
+        send, queue, message = prepared.send, prepared.queue, prepared.message
+        exchange, routing_key = prepared.exchange, prepared.routing_key
+        # The signals' body is made only for receivers (both see the same object).
+        body = _signal_body(send) if signals.before_task_publish.has_receivers() else None
+        if body is not None:
             signals.before_task_publish.send(
-                sender=name,
+                sender=send.name,
                 body=body,
                 exchange=exchange or "",
                 routing_key=routing_key or queue,
                 headers=message.headers,
                 properties=message.properties,
                 declare=[],
-                retry_policy=options.get("retry_policy"),
+                retry_policy=send.options.get("retry_policy"),
             )
-        self._prepare_replies()
+        self._prepare_replies(state)
+        due = prepared.eta.timestamp() if prepared.eta else None
         if exchange is None and routing_key is None:
-            self.broker.publish(queue, message, eta=eta.timestamp() if eta else None)
+            self.broker.publish(queue, message, eta=due)
         else:
-            due = eta.timestamp() if eta else None
             self.broker.publish_many([Outgoing(queue, message, due, exchange, routing_key)])
-        if self.conf.task_send_sent_event:
+        if state.sent_event:
             self.events.task_sent(queue, message, exchange, routing_key)
         if signals.after_task_publish.has_receivers():
             signals.after_task_publish.send(
-                sender=name,
-                body=body,
+                sender=send.name,
+                body=body if body is not None else _signal_body(send),
                 exchange=exchange or "",
                 routing_key=routing_key or queue,
                 headers=message.headers,
             )
 
-    def _prepare_replies(self) -> None:
+    def _prepare_replies(self, state: SendState) -> None:
         """rpc:// results come to this caller's reply queue: it must exist before the task."""
-        if str(self.conf.result_backend or "").startswith("rpc://"):
+        if str(state.result_backend() or "").startswith("rpc://"):
             self.backend.on_task_call()  # type: ignore[attr-defined]
 
     def _call_options(
         self,
+        state: SendState,
         name: str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
@@ -610,8 +621,7 @@ class Celery:
     ) -> dict[str, Any]:
         """Merge call options over route over task attributes over settings."""
         conf = self.conf
-        task = task or self.tasks.get(name)
-        route = self.router.route(name, args, kwargs, options, getattr(task, "queue", None))
+        route = state.router().route(name, args, kwargs, options, getattr(task, "queue", None))
 
         def pick(option: str, attribute: str, setting: str) -> Any:
             if options.get(option) is not None:
@@ -665,8 +675,6 @@ class Celery:
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         """The result handle of ``task_id``."""
-        from celeriac.result import AsyncResult
-
         return AsyncResult(task_id, app=self, **kwargs)
 
     def __repr__(self) -> str:
@@ -754,6 +762,58 @@ class PendingSend:
 
 
 @dataclass(slots=True)
+class CallPlan:
+    """The resolved calling options of a kind of send: route, defaults, message template."""
+
+    queue: str
+    exchange: str | None
+    routing_key: str | None
+    expires: float | dt.datetime | None
+    template: protocol.MessageTemplate
+
+
+class SendState:
+    """What sending reads from one version of the settings (see ``Settings.version``), and
+    the calling options resolved under it: reading a setting costs more than a send's own
+    work, and the settings a send needs rarely change from one send to the next."""
+
+    __slots__ = (
+        "_backend", "_backend_default", "_router", "always_eager", "conf", "delivery_mode",
+        "plans", "sent_event", "version",
+    )  # fmt: skip
+
+    def __init__(self, conf: Settings) -> None:
+        self.conf = conf
+        self.version = conf.version
+        self.always_eager = bool(conf.task_always_eager)
+        self.sent_event = bool(conf.task_send_sent_event)
+        self.delivery_mode = conf.task_default_delivery_mode
+        # result_backend may come from the environment, which is read at each send.
+        self._backend = conf.changes.get("result_backend")
+        self._backend_default = conf.defaults.get("result_backend")
+        self._router: Router | None = None
+        self.plans: dict[tuple[Any, ...], CallPlan] = {}
+
+    def router(self) -> Router:
+        """The router of these settings, made at the first send that needs one."""
+        if self._router is None:
+            conf = self.conf
+            self._router = Router(
+                conf.task_routes,
+                conf.task_queues,
+                conf.task_default_queue,
+                bool(conf.task_create_missing_queues),
+            )
+        return self._router
+
+    def result_backend(self) -> Any:
+        """``conf.result_backend`` as it reads now."""
+        if self._backend is not None:
+            return self._backend
+        return os.environ.get(ENV_VARS["result_backend"]) or self._backend_default
+
+
+@dataclass(slots=True)
 class PreparedSend:
     """A send whose message is built: where it goes and when it is due."""
 
@@ -774,20 +834,40 @@ def _route_value(options: Mapping[str, Any], route: Mapping[str, Any], name: str
 
 
 #: The calling options that decide a send's merged call options (see ``_call_options``).
-_CALL_KEYS = (
-    "queue", "exchange", "routing_key", "serializer", "compression", "priority",
-    "time_limit", "soft_time_limit", "ignore_result", "delivery_mode",
+_CALL_KEY_SET = frozenset(
+    {
+        "queue", "exchange", "routing_key", "serializer", "compression", "priority",
+        "time_limit", "soft_time_limit", "ignore_result", "delivery_mode",
+    }
 )  # fmt: skip
 
 
-def _call_key(send: PendingSend) -> Any:
-    """What ``_call_options`` depends on for ``send`` (None when it cannot be a dict key)."""
-    key = (send.name, id(send.task), *map(send.options.get, _CALL_KEYS))
+#: What ``_call_options`` reads of a task: its calling defaults.
+_TASK_CALL_ATTRIBUTES = (
+    "queue", "serializer", "compression", "priority", "time_limit", "soft_time_limit",
+    "expires", "ignore_result",
+)  # fmt: skip
+_task_call_attributes = operator.attrgetter(*_TASK_CALL_ATTRIBUTES)
+
+#: The most resolved calling options an app keeps (it forgets them all past this).
+_PLANS_KEPT = 1024
+
+
+def _plan_key(
+    name: str, task: Task[Any, Any] | None, options: Mapping[str, Any], origin: str
+) -> tuple[Any, ...]:
+    """Everything a send's resolved options depend on besides the settings: the task's
+    name and calling defaults (read each time: a task attribute may change), the calling
+    options and the message origin. Hashing it raises TypeError for an unhashable value."""
     try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+        attributes = _task_call_attributes(task) if task is not None else None
+    except AttributeError:  # an object without Task's class attributes
+        attributes = tuple(getattr(task, key, None) for key in _TASK_CALL_ATTRIBUTES)
+    if not options:
+        return (name, origin, attributes)
+    # Only the options the resolution reads (a group's members differ in others).
+    chosen = [item for item in options.items() if item[0] in _CALL_KEY_SET]
+    return (name, origin, attributes, *chosen)
 
 
 def _add_to_parent(results: list[Any], options: Mapping[str, Any]) -> None:

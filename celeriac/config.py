@@ -862,11 +862,24 @@ class Settings(MutableMapping[str, Any]):
 
     _changes: dict[str, Any]
     _defaults: dict[str, Any]
+    #: Counts the writes to this object (see :attr:`version`).
+    _version: int
 
     def __init__(self, changes: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         self._changes = {}
         self._defaults = {}
+        self._version = 0
         self.update(changes, **kwargs)
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever a setting is set, deleted or given a new default.
+
+        Whoever derives something from the settings (the app's resolved calling options)
+        keeps it while this number stays the same. Changing a mutable value in place
+        (``conf.task_routes['x'] = ...``) does not count: assign the setting again.
+        """
+        return self._version
 
     # -- mapping protocol
 
@@ -881,6 +894,7 @@ class Settings(MutableMapping[str, Any]):
     def __setitem__(self, name: str, value: Any) -> None:
         key = _canonical_or_raise(name)
         self._changes[key] = _coerce(key, value)
+        self._version += 1
 
     def __delitem__(self, name: str) -> None:
         """Forget an explicit change; the setting reads its default again."""
@@ -888,6 +902,7 @@ class Settings(MutableMapping[str, Any]):
         if key not in SETTINGS_BY_NAME and key not in self._changes:
             raise KeyError(name)
         self._changes.pop(key, None)
+        self._version += 1
 
     def __iter__(self) -> Iterator[str]:
         yield from SETTINGS_BY_NAME
@@ -915,15 +930,18 @@ class Settings(MutableMapping[str, Any]):
         pairs = [*_pairs(other), *kwargs.items()]
         merged = _merge((name, _canonical_or_raise(name), value) for name, value in pairs)
         self._changes.update({key: _coerce(key, value) for key, value in merged.items()})
+        self._version += 1
 
     def clear(self) -> None:
         """Forget every explicit change."""
         self._changes.clear()
+        self._version += 1
 
     def popitem(self) -> tuple[str, Any]:
         """Forget the most recent explicit change and return it."""
         if not self._changes:
             raise KeyError("popitem(): no setting has been changed")
+        self._version += 1
         return self._changes.popitem()
 
     # -- attribute access
@@ -985,6 +1003,7 @@ class Settings(MutableMapping[str, Any]):
         """Replace defaults for this object only (``app.add_defaults``); changes still win."""
         merged = _merge((name, _canonical_or_raise(name), value) for name, value in _pairs(mapping))
         self._defaults.update({key: _coerce(key, value) for key, value in merged.items()})
+        self._version += 1
 
     def _default(self, key: str) -> Any:
         if key in self._defaults:

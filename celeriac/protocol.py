@@ -44,6 +44,10 @@ def thread_oid() -> str:
     return str(uuid.uuid3(uuid.NAMESPACE_OID, f"{node}-{os.getpid()}-{threading.get_ident()}"))
 
 
+#: The workflow of a plain call (no callbacks, errbacks, chain steps nor chord).
+_NO_WORKFLOW = (None, None, None, None)
+
+
 def _isoformat(value: dt.datetime | None) -> str | None:
     # Naive times go out naive, as Celery sends them (its workers read them in their
     # timezone setting); the app itself always passes aware UTC times.
@@ -200,14 +204,18 @@ class MessageTemplate:
         if not isinstance(args, (list, tuple)):
             raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
         kwargs = {} if kwargs is None else kwargs
-        if not isinstance(kwargs, Mapping):
+        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise TypeError(
                 f"task keyword arguments must be a mapping, not {type(kwargs).__name__}"
             )
-        embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
-        body, content_type, content_encoding = serialization.dumps(
-            [list(args), dict(kwargs), embed], self.serializer
-        )
+        workflow = (callbacks, errbacks, chain, chord)
+        if args or kwargs or workflow != _NO_WORKFLOW:
+            embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+            body, content_type, content_encoding = serialization.dumps(
+                [list(args), dict(kwargs), embed], self.serializer
+            )
+        else:
+            body, content_type, content_encoding = serialization.dumps_empty_call(self.serializer)
         message_headers = self._headers.copy()
         message_headers["id"] = task_id
         message_headers["shadow"] = shadow
@@ -219,8 +227,11 @@ class MessageTemplate:
         message_headers["timelimit"] = list(message_headers["timelimit"])
         message_headers["root_id"] = root_id or task_id
         message_headers["parent_id"] = parent_id
-        message_headers["argsrepr"] = saferepr(args, self.repr_maxsize)
-        message_headers["kwargsrepr"] = saferepr(kwargs, self.repr_maxsize)
+        # The reprs of no arguments are known ('()' for any empty args, as above).
+        message_headers["argsrepr"] = saferepr(args, self.repr_maxsize) if args else "()"
+        message_headers["kwargsrepr"] = (
+            saferepr(kwargs, self.repr_maxsize) if kwargs or type(kwargs) is not dict else "{}"
+        )
         message_headers["stamps"] = {}
         if headers:
             message_headers.update(headers)

@@ -166,6 +166,11 @@ register("msgpack", *_msgpack_codec(), "application/x-msgpack", "binary")
 # Raw bytes pass through untouched (Celery's 'application/data').
 register("raw", lambda obj: bytes(obj), bytes, "application/data", "binary")
 
+#: The codecs above: pure functions of their input (a codec registered later may not be,
+#: a signing one say, so its output is never reused).
+_BUILTIN = frozenset(_BY_NAME.values())
+_empty_bodies: dict[str, tuple[Codec, tuple[bytes, str, str]]] = {}
+
 
 def codec_for(name_or_type: str) -> Codec:
     """The codec registered under a short name or a MIME type."""
@@ -198,6 +203,20 @@ def dumps(obj: Any, serializer: str) -> tuple[bytes, str, str]:
         return codec.encode(obj), codec.content_type, codec.content_encoding
     except Exception as exc:
         raise EncodeError(f"Cannot serialize with {codec.name}: {exc}") from exc
+
+
+def dumps_empty_call(serializer: str) -> tuple[bytes, str, str]:
+    """``dumps`` of a task body without arguments nor workflow, ``[[], {}, {"callbacks":
+    None, ...}]``: the same bytes every time, so the built-in codecs encode it once."""
+    codec = codec_for(serializer)
+    cached = _empty_bodies.get(serializer)
+    if cached is not None and cached[0] is codec:  # (not a codec registered since)
+        return cached[1]
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    encoded = dumps([[], {}, embed], serializer)
+    if codec in _BUILTIN:
+        _empty_bodies[serializer] = (codec, encoded)
+    return encoded
 
 
 def loads(

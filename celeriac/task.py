@@ -204,9 +204,10 @@ class Task(Generic[P, R]):
         raises TypeError.
         """
         # apply() and send_task() check the options; checking here too would do it twice.
-        if self.app.conf.task_always_eager:
+        app = self.app
+        if app._sending().always_eager:  # the settings as last read, unless they changed
             return self.apply(args, kwargs, task_id=task_id, **options)
-        result = self.app.send_task(self.name, args, kwargs, task_id=task_id, _task=self, **options)
+        result = app.send_task(self.name, args, kwargs, task_id=task_id, _task=self, **options)
         if type(self).AsyncResult is not Task.AsyncResult:
             return self.AsyncResult(result.id)  # a base class with its own result handle
         return result

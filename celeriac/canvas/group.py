@@ -181,13 +181,14 @@ def send_members(
     positions: list[int] = []
     shared = sendable_options(options)
     for index, member in enumerate(members):
-        member_options = {**options, "group_id": group_id, "group_index": index}
         if member.subtask_type:
+            member_options = {**options, "group_id": group_id, "group_index": index}
             results.append(
                 member.clone().apply_async(partial_args, partial_kwargs, **member_options)
             )
             continue
         if member.options or partial_kwargs:
+            member_options = {**options, "group_id": group_id, "group_index": index}
             args, kwargs, merged = member._merge(partial_args, partial_kwargs, member_options)
             task_id = merged.pop("task_id", None) or new_id()
             send_options = sendable_options(merged)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from celeriac._context import get_current_app
+from celeriac.task import Task as TaskClass
 from celeriac.utils.ids import new_id
 
 if TYPE_CHECKING:
@@ -98,8 +99,6 @@ class Signature(dict[str, Any]):
             self.setdefault("subtask_type", None)
             self.setdefault("immutable", False)
             return
-        from celeriac.task import Task as TaskClass
-
         if isinstance(task, TaskClass):
             self._type = task
             self._app = app or task.app
