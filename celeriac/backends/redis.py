@@ -81,6 +81,7 @@ from celeriac.exceptions import (
     TimeoutError,
 )
 from celeriac.serialization import codec_for
+from celeriac.utils.redis_direct import DirectConnections
 
 __all__ = ["SETTING_OPTIONS", "RedisBackend", "key_prefix"]
 
@@ -182,6 +183,7 @@ class RedisBackend(ResultBackend):
         pool = _make_pool(self.url, self.options)
         self._client = redis.Redis(connection_pool=pool)
         self._store_script = self._client.register_script(_read_lua("store_results.lua"))
+        self._direct = DirectConnections(pool)  # the worker's settler stores through it
         self._chord_script = self._client.register_script(_read_lua("chord_part.lua"))
         self._listener = _Listener(pool, self._client, redact_url(self.url))
 
@@ -290,6 +292,7 @@ class RedisBackend(ResultBackend):
         The backend stays usable; connections reopen on the next call.
         """
         self._listener.close()
+        self._direct.close()
         self._client.connection_pool.disconnect(inuse_connections=False)
 
     @contextmanager
@@ -316,7 +319,7 @@ class RedisBackend(ResultBackend):
             keys.append(self.task_key(item.task_id))
             args += (item.state, _ttl_ms(item.expires_at, now), item.payload)
         with self._errors("store results"):
-            self._store_script(keys=keys, args=args)
+            self._direct.run_script(self._store_script, keys, args)
 
     def _load_many(self, task_ids: Sequence[str]) -> dict[str, StoredRecord]:
         keys = [self.task_key(task_id) for task_id in task_ids]

@@ -1349,10 +1349,19 @@ class RedisBroker(Broker):
         try:
             for start in range(0, len(tags), SETTLE_CHUNK):
                 chunk = tags[start : start + SETTLE_CHUNK]
-                total += int(self._scripts[script](keys=keys, args=[*head, *chunk]))
+                total += int(self._call_script(script, keys, [*head, *chunk]))
         except redis.RedisError as exc:
             raise self._error(what, exc) from exc
         return total
+
+    def _call_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVALSHA on this thread's own connection (see :meth:`_send`): settling is the
+        worker's hot path too. A server that lost its script cache is sent the script."""
+        script = self._scripts[name]
+        try:
+            return self._send("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return self._send("EVAL", script.script, len(keys), *keys, *args)
 
     def _release(self, deliveries: Sequence[Delivery]) -> list[str]:
         if self._track_held:

@@ -362,13 +362,18 @@ def test_pickled_record_is_refused_by_a_json_backend(make: Any) -> None:
 
 def test_store_results_is_one_command(backend: RedisBackend, monkeypatch: Any) -> None:
     calls: list[Any] = []
-    execute = backend._client.execute_command
+    execute, send = backend._client.execute_command, backend._direct.send
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0])
         return execute(*args, **kwargs)
 
+    def counting_direct(*args: Any) -> Any:
+        calls.append(args[0])
+        return send(*args)
+
     monkeypatch.setattr(backend._client, "execute_command", counting)
+    monkeypatch.setattr(backend._direct, "send", counting_direct)
     ids = [new_id() for _ in range(100)]
     backend.store_results(
         [StoreRequest(task_id, i, states.SUCCESS) for i, task_id in enumerate(ids)]
@@ -903,3 +908,13 @@ def _pubsub_connections(raw: Any, name: str) -> int:
 
 def _connections(raw: Any, name: str) -> int:
     return sum(1 for c in raw.client_list() if c["name"] == name)
+
+
+def test_a_store_survives_the_server_forgetting_its_scripts(
+    backend: RedisBackend, raw: Any
+) -> None:
+    backend.store_result(new_id(), 1, states.SUCCESS)  # the script is cached now
+    raw.script_flush()  # what a restart does
+    task_id = new_id()
+    backend.store_result(task_id, 2, states.SUCCESS)
+    assert backend.get_task_meta(task_id)["result"] == 2
