@@ -179,6 +179,7 @@ from celeriac.exceptions import EncodeError, ImproperlyConfigured, OperationalEr
 from celeriac.message import Message
 from celeriac.serialization import json_dumps, json_loads
 from celeriac.utils.ids import new_id
+from celeriac.utils.redis_direct import DirectConnections
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -967,7 +968,7 @@ class RedisBroker(Broker):
         self._local = threading.local()
         self._channels: list[_ClaimChannel] = []
         self._channels_lock = threading.Lock()
-        self._directs: list[Any] = []  # each publishing thread's connection (see _send)
+        self._direct = DirectConnections(self._pool)  # publishing and settling threads'
         # eta_layout='celery' only: messages this instance holds, by id(), so a worker that
         # republishes one with an eta sends it to the delayed key rather than the list.
         self._held: dict[int, Message] = {}
@@ -1004,11 +1005,9 @@ class RedisBroker(Broker):
         """Close every connection this instance opened."""
         with self._channels_lock:
             channels, self._channels = self._channels, []
-            directs, self._directs = self._directs, []
         for channel in channels:
             channel.close()
-        for conn in directs:
-            conn.disconnect()
+        self._direct.close()
         self._pool.disconnect()
 
     def purge(self, queue: str) -> int:
@@ -1093,20 +1092,7 @@ class RedisBroker(Broker):
     def _send(self, *command: Any) -> Any:
         """One command on this thread's own connection: a publish is the hot path of every
         client, and skipping the pool's checkout and retry wrapper halves redis-py's cost."""
-        conn = getattr(self._local, "direct", None)
-        if conn is None or conn.pid != os.getpid():  # none yet, or inherited across a fork
-            conn = self._local.direct = _new_connection(self._pool)
-            with self._channels_lock:
-                self._directs.append(conn)
-        packed = conn.pack_command(*command)
-        try:
-            _send_packed(conn, packed)
-            return conn.read_response()
-        except redis.exceptions.ConnectionError:
-            # Most likely stale (the server restarted): one attempt on a fresh socket.
-            conn.disconnect()
-            _send_packed(conn, packed)
-            return conn.read_response()
+        return self._direct.send(*command)
 
     def publish_many(self, items: Sequence[Outgoing]) -> None:
         """All in one MULTI/EXEC: consecutive messages for one list share one LPUSH."""
@@ -1355,13 +1341,9 @@ class RedisBroker(Broker):
         return total
 
     def _call_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """EVALSHA on this thread's own connection (see :meth:`_send`): settling is the
-        worker's hot path too. A server that lost its script cache is sent the script."""
-        script = self._scripts[name]
-        try:
-            return self._send("EVALSHA", script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return self._send("EVAL", script.script, len(keys), *keys, *args)
+        """A script on this thread's own connection (see :meth:`_send`): settling is the
+        worker's hot path too."""
+        return self._direct.run_script(self._scripts[name], keys, args)
 
     def _release(self, deliveries: Sequence[Delivery]) -> list[str]:
         if self._track_held:

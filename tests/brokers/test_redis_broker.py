@@ -734,7 +734,7 @@ def test_a_forked_child_uses_its_own_connections(make: Make) -> None:
     broker = make(socket_timeout=3)  # a stolen reply shows up as a timeout, not a hang
     broker.publish("fork", message(1))
     broker.ack(broker.claim(["fork"], limit=1, timeout=1))
-    inherited = {id(broker._local.direct), id(broker._local.channel.conn)}
+    inherited = {id(broker._direct._local.conn), id(broker._local.channel.conn)}
     pid = os.fork()
     if pid == 0:  # the child: publish and claim on the inherited instance
         code = 1
@@ -743,7 +743,7 @@ def test_a_forked_child_uses_its_own_connections(make: Make) -> None:
                 broker.publish("fork-child", message(n))
             got = claim_until(broker, ["fork-child"], 300, within=5)
             broker.ack(got)
-            own = {id(broker._local.direct), id(broker._local.channel.conn)}
+            own = {id(broker._direct._local.conn), id(broker._local.channel.conn)}
             code = 0 if numbers(got) == list(range(300)) else 3
             code = code or (4 if own & inherited else 0)
         finally:
