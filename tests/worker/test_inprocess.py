@@ -364,22 +364,29 @@ def test_acks_late_message_stays_leased_while_running(memory_app: Celery) -> Non
         memory_app.broker.join("celery", timeout=10)  # type: ignore[attr-defined]
 
 
-def test_warm_shutdown_gives_back_unstarted_messages(memory_app: Celery) -> None:
+def _blocked_queue(
+    app: Celery, waiting: int, **options: Any
+) -> tuple[threading.Event, threading.Event, AsyncResult[Any], list[AsyncResult[Any]]]:
+    """A task that blocks until released (sent first), then ``waiting`` quick ones:
+    (started, release, the blocking task's result, the quick ones' results)."""
     started, release = threading.Event(), threading.Event()
 
-    @memory_app.task
+    @app.task(**options)
     def block() -> str:
         started.set()
         release.wait(10)
         return "finished"
 
-    @memory_app.task
+    @app.task
     def queued(n: int) -> int:
         return n
 
     first = block.delay()
-    for n in range(5):
-        queued.delay(n)
+    return started, release, first, [queued.delay(n) for n in range(waiting)]
+
+
+def test_warm_shutdown_gives_back_unstarted_messages(memory_app: Celery) -> None:
+    started, release, first, _ = _blocked_queue(memory_app, 5)
     with start_worker(memory_app, pool="threads", concurrency=1, prefetch_multiplier=4) as node:
         assert started.wait(10)
         threading.Timer(0.3, release.set).start()
@@ -409,20 +416,7 @@ def test_a_running_task_holds_its_prefetch_slot_until_acked(
 ) -> None:
     # As in Celery, the window counts unacked messages: an early-acked task frees its slot
     # when it starts (the worker reserves the next message), an acks_late one when it ends.
-    started, release = threading.Event(), threading.Event()
-
-    @memory_app.task(acks_late=acks_late)
-    def block() -> str:
-        started.set()
-        release.wait(10)
-        return "finished"
-
-    @memory_app.task
-    def queued(n: int) -> int:
-        return n
-
-    first = block.delay()
-    rest = [queued.delay(n) for n in range(2)]
+    started, release, first, rest = _blocked_queue(memory_app, 2, acks_late=acks_late)
     with start_worker(memory_app, pool="threads", concurrency=1, prefetch_multiplier=1):
         assert started.wait(10)
         time.sleep(0.3)  # time to claim what the window allows
