@@ -233,6 +233,7 @@ class AMQPBroker(Broker):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("amqp", "amqps", "pyamqp")
+    acks_gate_delivery: ClassVar[bool] = True
 
     def __init__(self, url: str, *, options: dict[str, Any] | None = None, conf: Any = None):
         super().__init__(url, options=options)

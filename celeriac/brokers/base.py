@@ -135,6 +135,9 @@ class Broker(abc.ABC):
 
     #: URL schemes this class serves (``broker_for_url`` dispatches on them).
     schemes: ClassVar[tuple[str, ...]] = ()
+    #: The server stops delivering once a consumer holds its prefetch count of unacked
+    #: messages (AMQP's basic.qos): an ack written later holds back the next delivery.
+    acks_gate_delivery: ClassVar[bool] = False
 
     def __init__(self, url: str, *, options: dict[str, Any] | None = None) -> None:
         self.url = url

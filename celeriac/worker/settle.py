@@ -52,6 +52,9 @@ class Settler:
     def __init__(self, broker: Broker, backend: ResultBackend | None) -> None:
         self._broker = broker
         self._backend = backend
+        # Where the server waits for acks before delivering more, gathering would starve
+        # the worker it is meant to spare.
+        self._linger = 0.0 if broker.acks_gate_delivery else LINGER
         self._ops: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="Settler", daemon=True)
 
@@ -93,8 +96,10 @@ class Settler:
         pace = _Pace()
         while True:
             batch = [self._ops.get()]
-            if pace.busy():
-                time.sleep(LINGER)  # let the round gather more: fewer round trips and wake-ups
+            if self._linger and pace.busy():
+                time.sleep(
+                    self._linger
+                )  # let the round gather more: fewer round trips and wake-ups
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._ops.get_nowait())

@@ -17,6 +17,8 @@ from celeriac.worker.settle import Settler
 class _Recorder:
     """Stands for both the broker and the backend: notes each write, in order."""
 
+    acks_gate_delivery = False
+
     def __init__(self) -> None:
         self.writes: list[tuple[str, int]] = []
 
@@ -70,3 +72,12 @@ def test_pace_counts_as_busy_only_while_operations_keep_coming() -> None:
     assert pace.busy()
     time.sleep(0.15)  # then a pause: the load has gone
     assert not pace.busy()
+
+
+def test_no_gathering_where_acks_gate_delivery() -> None:
+    # On AMQP the server delivers no more than the prefetch count of unacked messages: an
+    # ack held back to gather a larger round would hold back the worker's next messages.
+    gated = _Recorder()
+    gated.acks_gate_delivery = True
+    assert Settler(gated, None)._linger == 0  # type: ignore[arg-type]
+    assert Settler(_Recorder(), None)._linger == settle.LINGER  # type: ignore[arg-type]
