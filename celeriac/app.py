@@ -14,7 +14,8 @@ import inspect
 import operator
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from celeriac.backends.base import ResultBackend
     from celeriac.brokers.base import Broker
     from celeriac.canvas import Signature
+    from celeriac.connection import Connection
     from celeriac.control.client import Control
     from celeriac.events import Events
     from celeriac.result import GroupResult
@@ -203,11 +205,64 @@ class Celery:
         if self._broker is None:
             with self._lock:
                 if self._broker is None:
-                    options = dict(self.conf.broker_transport_options or {})
-                    if self.conf.broker_use_ssl:
-                        options["broker_use_ssl"] = self.conf.broker_use_ssl
-                    self._broker = broker_for_url(self.broker_url, options=options, conf=self.conf)
+                    self._broker = self._make_broker(self.broker_url)
         return self._broker
+
+    def _make_broker(self, url: str, transport_options: Mapping[str, Any] | None = None) -> Broker:
+        options = dict(self.conf.broker_transport_options or {})
+        options.update(transport_options or {})
+        if self.conf.broker_use_ssl:
+            options["broker_use_ssl"] = self.conf.broker_use_ssl
+        return broker_for_url(url, options=options, conf=self.conf)
+
+    def connection(
+        self,
+        hostname: str | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Connection:
+        """A broker connection, as Celery's (``with app.connection() as conn: ...``).
+
+        Without arguments it is a handle on the app's own broker, which ``release()``
+        leaves open for the app. ``hostname`` may be another broker URL (and
+        ``transport_options`` its options): that connection has a broker of its own.
+
+        Raises:
+            ImproperlyConfigured: a connection argument given separately (``userid``,
+                ``port``...): celeriac takes them in the URL.
+        """
+        from celeriac.connection import Connection
+
+        given = sorted(name for name, value in kwargs.items() if value is not None)
+        if given:
+            raise ImproperlyConfigured(
+                f"app.connection() takes the broker URL (hostname=...) and transport_options;"
+                f" put {', '.join(given)} in the URL instead"
+            )
+        if hostname is None and transport_options is None:
+            return Connection(self.broker, owned=False)
+        return Connection(
+            self._make_broker(hostname or self.broker_url, transport_options), owned=True
+        )
+
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Connection:
+        """A connection to consume from (the app's broker unless ``url`` names another)."""
+        return self.connection(url, **kwargs)
+
+    def connection_for_write(self, url: str | None = None, **kwargs: Any) -> Connection:
+        """A connection to publish on (the app's broker unless ``url`` names another)."""
+        return self.connection(url, **kwargs)
+
+    @contextmanager
+    def connection_or_acquire(
+        self, connection: Connection | None = None, **kwargs: Any
+    ) -> Iterator[Connection]:
+        """``connection`` itself, or a new one released on exit."""
+        if connection is not None:
+            yield connection
+            return
+        with self.connection(**kwargs) as fresh:
+            yield fresh
 
     @property
     def backend(self) -> ResultBackend:

@@ -74,7 +74,7 @@ class Dispatcher:
     ) -> None:
         self.app = app or _current_app()
         conf = self.app.conf
-        self._broker: Broker | None = connection if _is_broker(connection) else None
+        self._broker: Broker | None = _broker_of(connection)
         self.hostname = hostname or f"gen{os.getpid()}@{socket.gethostname()}"
         self.enabled = enabled
         self.buffer_while_offline = buffer_while_offline
@@ -219,10 +219,15 @@ class Dispatcher:
             self._offline.append((body, routing_key))
 
 
-def _is_broker(value: Any) -> bool:
+def _broker_of(value: Any) -> Broker | None:
+    """The broker of what Celery code passes as a connection: a celeriac broker, or an
+    ``app.connection()``; None for anything else (the app's broker is used)."""
     from celeriac.brokers.base import Broker
+    from celeriac.connection import Connection
 
-    return isinstance(value, Broker)
+    if isinstance(value, Connection):
+        return value.broker
+    return value if isinstance(value, Broker) else None
 
 
 def _current_app() -> Celery:

@@ -38,8 +38,8 @@ class Receiver:
     """Captures events and hands them to ``handlers`` (event type -> callable).
 
     Args:
-        channel: a broker to read with (Celery passes a connection here; anything that is
-            not a celeriac broker means: the app's broker).
+        channel: a broker or an ``app.connection()`` to read with (anything else means:
+            the app's broker).
         handlers: event type -> callable taking the event; ``*`` for every other type.
         routing_key: binding key of the queue (``#``: all events; ``worker.#``: workers').
         node_id: the queue's id (random unless given).
@@ -63,11 +63,11 @@ class Receiver:
         queue_ttl: float | None = None,
         queue_expires: float | None = None,
     ) -> None:
-        from celeriac.events.dispatcher import _current_app, _is_broker
+        from celeriac.events.dispatcher import _broker_of, _current_app
 
         self.app = app or _current_app()
         conf = self.app.conf
-        self._broker: Broker | None = channel if _is_broker(channel) else None
+        self._broker: Broker | None = _broker_of(channel)
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.routing_key = routing_key
         self.node_id = node_id or str(uuid.uuid4())

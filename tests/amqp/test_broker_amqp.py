@@ -129,3 +129,18 @@ def test_long_countdown_waits_in_the_cascade(vhost: str, make) -> None:
     finally:
         connection.close()
     assert waiting == 1
+
+
+def test_queue_length_through_app_connection(vhost: str) -> None:
+    from celeriac import Celery
+
+    app = Celery("conn", broker=url_for(vhost))
+    try:
+        for n in range(3):
+            app.send_task("conn.add", (n, n), queue="conn-lengths")
+        with app.connection_or_acquire() as conn:
+            declared = conn.default_channel.queue_declare(queue="conn-lengths", passive=True)
+            assert declared.message_count == 3
+            assert conn.default_channel.queue_purge("conn-lengths") == 3
+    finally:
+        app.close()
