@@ -599,7 +599,8 @@ class Celery:
                     retry_policy=item.send.options.get("retry_policy"),
                 )
         self._prepare_replies(state)
-        self.broker.publish_many(
+        # One batch, one broker: the first send's connection= option names it.
+        self._broker_for(prepared[0].send.options).publish_many(
             [
                 Outgoing(
                     item.queue,
@@ -645,10 +646,11 @@ class Celery:
             )
         self._prepare_replies(state)
         due = prepared.eta.timestamp() if prepared.eta else None
+        broker = self._broker_for(send.options)
         if exchange is None and routing_key is None:
-            self.broker.publish(queue, message, eta=due)
+            broker.publish(queue, message, eta=due)
         else:
-            self.broker.publish_many([Outgoing(queue, message, due, exchange, routing_key)])
+            broker.publish_many([Outgoing(queue, message, due, exchange, routing_key)])
         if state.sent_event:
             self.events.task_sent(queue, message, exchange, routing_key)
         if signals.after_task_publish.has_receivers():
@@ -659,6 +661,20 @@ class Celery:
                 routing_key=routing_key or queue,
                 headers=message.headers,
             )
+
+    def _broker_for(self, options: Mapping[str, Any]) -> Broker:
+        """The broker of a ``connection=`` (or ``producer=``) calling option that is an
+        ``app.connection()``, else the app's (Celery's producers and kombu connections
+        have no meaning here and are ignored)."""
+        if not options:
+            return self.broker
+        from celeriac.connection import Connection
+
+        for name in ("connection", "producer"):
+            given = options.get(name)
+            if isinstance(given, Connection):
+                return given.broker
+        return self.broker
 
     def _prepare_replies(self, state: SendState) -> None:
         """rpc:// results come to this caller's reply queue: it must exist before the task."""

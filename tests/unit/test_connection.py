@@ -87,3 +87,20 @@ def test_as_uri_masks_the_password() -> None:
 def _message() -> Message:
     headers = {"id": "x", "task": "conn.add"}
     return Message(b"[[], {}, {}]", headers, {}, "application/json", "utf-8")
+
+
+def test_apply_async_publishes_on_the_connection_it_is_given(tmp_path: Path) -> None:
+    app = Celery("conn", broker=f"sqlite:///{tmp_path / 'one.db'}")
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with app.connection(f"sqlite:///{tmp_path / 'two.db'}") as other:
+        add.apply_async((1, 2), connection=other)
+        add.apply_async((1, 2), producer=other)
+        assert other.default_channel.queue_declare("celery").message_count == 2
+    with app.connection_or_acquire() as own:
+        add.apply_async((1, 2), connection=own)
+    assert app.broker.size("celery") == 1
+    app.close()
