@@ -170,7 +170,9 @@ class _Pace:
 
     def round(self, size: int) -> None:
         now = time.monotonic()
-        self._rate = size / max(now - self._last, 1e-6)
+        # A round of one: nothing piled up while the last round was written, so the
+        # operations are a sequence of single calls (however quick), not a load.
+        self._rate = size / max(now - self._last, 1e-6) if size > 1 else 0.0
         self._last = now
 
     def busy(self) -> bool:
