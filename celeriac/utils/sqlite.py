@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -59,6 +60,29 @@ def path_from_url(url: str) -> str:
     if path == ":memory:":
         raise ImproperlyConfigured("An in-memory SQLite database cannot be shared; use memory://")
     return path
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL unless it is already (WAL is a property of the file).
+
+    The switch needs the file to itself and fails at once, without the busy timeout, when
+    another process holds it, as every opener of a fresh file does at the same moment: it
+    is retried, with short pauses, until the file is in WAL (whoever switched it) or the
+    busy timeout has passed.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.005
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            # Switched, or a file system without WAL keeps its mode (and is used so).
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause + random.random() * pause)  # apart, not in step again
+            pause = min(pause * 2, 0.1)
 
 
 class SQLiteFile:
@@ -108,10 +132,7 @@ class SQLiteFile:
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
             )
-            # WAL is a property of the file: only its first opener switches it (a switch
-            # needs the file to itself, so every later opener asking again could wait).
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             self._ensure_schema(conn)

@@ -323,3 +323,34 @@ def test_broker_for_url_masks_passwords() -> None:
 def test_sqlite_url_without_a_path() -> None:
     with pytest.raises(ImproperlyConfigured, match="names no file"):
         broker_for_url("sqlite://")
+
+
+OPENER = """
+import sys, time
+from celeriac.brokers.sqlite import SQLiteBroker
+broker = SQLiteBroker("sqlite:///" + sys.argv[1])
+start = float(sys.argv[2])
+while time.time() < start:  # all processes open the fresh file at the same moment
+    time.sleep(0.0005)
+print(broker.size("celery"))
+"""
+
+
+def test_processes_opening_a_fresh_file_together_all_get_in(tmp_path: Path) -> None:
+    # Switching a file to WAL needs it to itself and fails at once (no busy timeout) when
+    # another process holds it: every opener of a fresh file used to race for that.
+    for attempt in range(6):
+        path = tmp_path / f"fresh{attempt}.db"
+        start = time.time() + 1.0
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, str(path), str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(8)
+        ]
+        outcomes = [proc.communicate(timeout=60) for proc in procs]
+        for (out, err), proc in zip(outcomes, procs, strict=True):
+            assert proc.returncode == 0 and out.strip() == "0", err
