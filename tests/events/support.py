@@ -16,12 +16,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.brokers.test_conformance_redis import delete_prefixed
 from tests.helpers import WorkerProcess, run_python, write_module
+
+#: The Redis DB of the event tests (each project has a key prefix of its own in it).
+REDIS_URL = "redis://127.0.0.1:6379/1"
 
 __all__ = ["Lines", "Monitor", "Project", "make_project"]
 
@@ -221,6 +227,21 @@ class Project:
         """Send ``custom-ping`` events until ``watcher`` shows one (it is subscribed)."""
         with self.process(sys.executable, "ping.py"):
             watcher.wait_for(seen, timeout=30.0)
+
+
+@contextmanager
+def project_on(broker: str, path: Path) -> Iterator[Project]:
+    """A project on the embedded SQLite file or on Redis (``broker``), with a queue of its
+    own; on Redis its keys are deleted afterwards."""
+    env = {"EV_QUEUE": f"ev-{uuid.uuid4().hex[:8]}"}
+    prefix = f"ev-{uuid.uuid4().hex[:8]}:"
+    if broker == "redis":
+        env.update(EV_URL=REDIS_URL, EV_PREFIX=prefix)
+    try:
+        yield make_project(path, env)
+    finally:
+        if broker == "redis":
+            delete_prefixed(REDIS_URL, prefix)
 
 
 def make_project(path: Path, env: dict[str, str]) -> Project:

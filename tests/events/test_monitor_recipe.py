@@ -10,17 +10,13 @@ Run as a separate process against a real ``-E`` worker, on SQLite and on Redis.
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.brokers.test_conformance_redis import delete_prefixed
-from tests.events.support import Project, is_ping, make_project
+from tests.events.support import Project, is_ping, project_on
 from tests.helpers import write_module
-
-REDIS_URL = "redis://127.0.0.1:6379/1"
 
 RECIPE = """
 import sys
@@ -59,15 +55,9 @@ if __name__ == "__main__":
 
 @pytest.fixture(params=["sqlite", "redis"])
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
-    env = {"EV_QUEUE": f"ev-{uuid.uuid4().hex[:8]}"}
-    prefix = f"ev-{uuid.uuid4().hex[:8]}:"
-    if request.param == "redis":
-        env.update(EV_URL=REDIS_URL, EV_PREFIX=prefix)
-    built = make_project(tmp_path, env)
-    write_module(tmp_path, "recipe", RECIPE)
-    yield built
-    if request.param == "redis":
-        delete_prefixed(REDIS_URL, prefix)
+    with project_on(request.param, tmp_path) as project:
+        write_module(tmp_path, "recipe", RECIPE)
+        yield project
 
 
 def test_the_guides_monitor_announces_a_failed_task(project: Project) -> None:

@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.brokers.test_conformance_redis import delete_prefixed
-from tests.events.support import Project, is_ping, make_project
+from tests.events.support import Project, is_ping, project_on
 
-REDIS_URL = "redis://127.0.0.1:6379/1"
 STANDARD_FIELDS = {"type", "hostname", "timestamp", "utcoffset", "pid", "clock"}
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
-    env = {"EV_QUEUE": f"ev-{uuid.uuid4().hex[:8]}"}
-    prefix = f"ev-{uuid.uuid4().hex[:8]}:"
-    if request.param == "redis":
-        env.update(EV_URL=REDIS_URL, EV_PREFIX=prefix)
-    yield make_project(tmp_path, env)
-    if request.param == "redis":
-        delete_prefixed(REDIS_URL, prefix)
+    with project_on(request.param, tmp_path) as project:
+        yield project
 
 
 def _types(events: list[dict[str, object]]) -> list[object]:
